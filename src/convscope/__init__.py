@@ -1,0 +1,5 @@
+"""convscope: look inside convolutional neural networks."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
