@@ -1,0 +1,19 @@
+"""Class names of the built-in datasets (shared by the data loaders and the model zoo)."""
+
+from __future__ import annotations
+
+MNIST_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+
+DATASET_CLASSES: dict[str, tuple[str, ...]] = {
+    "mnist": MNIST_CLASSES,
+    "fashion-mnist": FASHION_MNIST_CLASSES,
+}
+
+
+def dataset_class_names(dataset: str | None) -> tuple[str, ...] | None:
+    """Class names of a built-in dataset, or None for an unknown one."""
+    return DATASET_CLASSES.get(dataset or "")

@@ -1,0 +1,35 @@
+"""A model together with what convscope needs to use it: input spec, classes, origin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from convscope.data.preprocess import InputSpec
+
+
+@dataclass
+class LoadedModel:
+    """An ``nn.Module`` plus its input spec, class names and how to rebuild it.
+
+    ``build`` is a JSON-ready recipe (``{"source": "zoo", "name": "lenet", "kwargs": {}}``)
+    that checkpoints store so a saved model needs nothing else to load.
+    """
+
+    module: nn.Module
+    name: str
+    input_spec: InputSpec
+    class_names: tuple[str, ...] | None = None
+    outputs_probabilities: bool = False
+    build: dict[str, Any] = field(default_factory=dict)
+    dataset: str | None = None
+
+    def __repr__(self) -> str:
+        params = sum(p.numel() for p in self.module.parameters())
+        return (
+            f"LoadedModel(name={self.name!r}, params={params:,}, "
+            f"input={self.input_spec.shape}, classes={len(self.class_names or ())}, "
+            f"source={self.build.get('source')!r})"
+        )

@@ -1,0 +1,239 @@
+"""Turn a MODEL argument into a :class:`LoadedModel`.
+
+MODEL is a zoo name, ``torchvision:NAME``, ``timm:NAME``, ``path/file.py:factory``
+or a checkpoint file; ``weights`` loads a state dict (or a checkpoint's) into it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from convscope.data.classes import dataset_class_names
+from convscope.data.preprocess import InputSpec, ResizePolicy
+from convscope.errors import ModelError
+from convscope.models.loaded import LoadedModel
+from convscope.naming import close_matches
+
+MODEL_FORMS = (
+    "a zoo name (see `convscope models`), torchvision:NAME, timm:NAME, "
+    "path/file.py:factory, or a checkpoint file"
+)
+
+
+def load_model(
+    spec: str,
+    *,
+    weights: str | Path | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+) -> LoadedModel:
+    """Build or load the model ``spec`` names, in eval mode on the CPU."""
+    model = _resolve(spec, input_shape=input_shape)
+    if weights is not None:
+        load_weights(model, weights)
+    check_finite(model.module, source=str(weights or spec))
+    model.module.eval()
+    return model
+
+
+def _resolve(spec: str, *, input_shape: tuple[int, int, int] | None) -> LoadedModel:
+    from convscope.models.registry import zoo
+
+    if spec in zoo():
+        return build_from_recipe({"source": "zoo", "name": spec})
+    if spec.startswith("torchvision:"):
+        return build_from_recipe({"source": "torchvision", "name": spec.split(":", 1)[1]})
+    if spec.startswith("timm:"):
+        return build_from_recipe({"source": "timm", "name": spec.split(":", 1)[1]})
+    match = re.fullmatch(r"(?P<file>.+\.py):(?P<factory>[A-Za-z_][A-Za-z0-9_]*)", spec)
+    if match:
+        recipe = {"source": "file", "path": match["file"], "factory": match["factory"]}
+        if input_shape:
+            recipe["input_shape"] = list(input_shape)
+        return build_from_recipe(recipe)
+    path = Path(spec)
+    if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        raise ModelError(f"{spec}: Keras model files cannot be read by this convscope version yet")
+    if path.exists():
+        from convscope.models.checkpoint import load_checkpoint
+
+        return load_checkpoint(path)
+    if path.suffix or "/" in spec:
+        raise ModelError(f"{spec}: no such file")
+    raise ModelError(f"unknown model {spec!r}{close_matches(spec, zoo())}; MODEL is {MODEL_FORMS}")
+
+
+def build_from_recipe(recipe: Mapping[str, Any]) -> LoadedModel:
+    """Build a fresh model from a recipe (``source`` + name / path and factory)."""
+    source = recipe.get("source")
+    builders = {"zoo": _build_zoo, "torchvision": _build_torchvision, "timm": _build_timm,
+                "file": _build_file}  # fmt: skip
+    if source not in builders:
+        raise ModelError(f"unknown model source {source!r} in checkpoint recipe")
+    model = builders[source](recipe)
+    model.build = dict(recipe)
+    return model
+
+
+def _build_zoo(recipe: Mapping[str, Any]) -> LoadedModel:
+    from convscope.models.registry import zoo_entry
+
+    entry = zoo_entry(recipe["name"])
+    if entry.dataset == "imagenet":
+        from convscope.models.torchvision_models import imagenet_class_names
+
+        class_names = imagenet_class_names("resnet50")
+    else:
+        class_names = dataset_class_names(entry.dataset)
+    return LoadedModel(
+        module=entry.factory(), name=entry.name, input_spec=entry.input_spec,
+        class_names=class_names, dataset=entry.dataset,
+    )  # fmt: skip
+
+
+def _build_torchvision(recipe: Mapping[str, Any]) -> LoadedModel:
+    from convscope.models import torchvision_models as tv
+
+    name = recipe["name"]
+    module = tv.build_torchvision(name, pretrained=bool(recipe.get("pretrained")))
+    return LoadedModel(
+        module=module, name=f"torchvision:{name}", input_spec=tv.imagenet_input_spec(name),
+        class_names=tv.imagenet_class_names(name), dataset="imagenet",
+    )  # fmt: skip
+
+
+def _build_timm(recipe: Mapping[str, Any]) -> LoadedModel:
+    try:
+        import timm
+    except ImportError as exc:
+        raise ModelError("timm is not installed; run `pip install 'convscope[timm]'`") from exc
+    name = recipe["name"]
+    if name not in timm.list_models():
+        raise ModelError(f"timm has no model {name!r}{close_matches(name, timm.list_models())}")
+    module = timm.create_model(name, pretrained=False)
+    cfg = getattr(module, "pretrained_cfg", {}) or {}
+    channels, height, width = cfg.get("input_size", (3, 224, 224))
+    crop_pct = float(cfg.get("crop_pct", 0.875))
+    spec = InputSpec(
+        channels=channels, height=height, width=width,
+        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+        std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+        resize=ResizePolicy.CENTER_CROP, resize_to=round(height / crop_pct),
+    )  # fmt: skip
+    return LoadedModel(module=module, name=f"timm:{name}", input_spec=spec)
+
+
+def _build_file(recipe: Mapping[str, Any]) -> LoadedModel:
+    path = Path(recipe["path"])
+    if not path.is_file():
+        raise ModelError(f"{path}: no such Python file")
+    module_name = f"convscope_user_model_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ModelError(f"{path}: cannot import it as a Python module")
+    user_module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(user_module)
+    except Exception as exc:
+        raise ModelError(f"{path}: importing it failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.modules.pop(module_name, None)
+    factory = getattr(user_module, recipe["factory"], None)
+    if not callable(factory):
+        names = [
+            n
+            for n in vars(user_module)
+            if callable(getattr(user_module, n)) and not n.startswith("_")
+        ]
+        raise ModelError(
+            f"{path} has no function {recipe['factory']!r}{close_matches(recipe['factory'], names)}"
+        )
+    module = factory()
+    if not isinstance(module, nn.Module):
+        raise ModelError(
+            f"{path}:{recipe['factory']} returned {type(module).__name__}, not an nn.Module"
+        )
+    return LoadedModel(
+        module=module, name=f"{path.stem}:{recipe['factory']}",
+        input_spec=_user_input_spec(module, recipe, path),
+        class_names=tuple(getattr(module, "class_names", ()) or ()) or None,
+    )  # fmt: skip
+
+
+def _user_input_spec(module: nn.Module, recipe: Mapping[str, Any], path: Path) -> InputSpec:
+    """A user model's input: its ``input_spec`` attribute, else ``--input-shape``."""
+    declared = getattr(module, "input_spec", None)
+    if isinstance(declared, InputSpec):
+        return declared
+    if isinstance(declared, Mapping):
+        return InputSpec.from_dict(dict(declared))
+    shape = recipe.get("input_shape")
+    if not shape:
+        raise ModelError(
+            f"{path}:{recipe['factory']}: say what input the model takes with --input-shape C,H,W "
+            "(or give the module an `input_spec` attribute)"
+        )
+    channels, height, width = (int(v) for v in shape)
+    return InputSpec(channels=channels, height=height, width=width)
+
+
+def load_weights(model: LoadedModel, weights: str | Path) -> None:
+    """Load a state dict, a ``{"state_dict"|"model": ...}`` dict, or a checkpoint's weights."""
+    from convscope.models.checkpoint import is_checkpoint, read_torch_file
+
+    payload = read_torch_file(weights)
+    if is_checkpoint(payload):
+        payload = payload["state_dict"]
+    elif isinstance(payload, Mapping):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(payload.get(key), Mapping):
+                payload = payload[key]
+                break
+    if not isinstance(payload, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in payload.values()
+    ):
+        raise ModelError(f"{weights}: holds no state dict of tensors")
+    state = {k.removeprefix("module."): v for k, v in payload.items()}
+    load_state_dict(model.module, state, source=str(weights))
+
+
+def load_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
+    """``load_state_dict(strict=True)`` with a one-line error naming what does not fit."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(
+                f"unexpected {', '.join(unexpected[:3])}{'...' if len(unexpected) > 3 else ''}"
+            )
+        if wrong:
+            k = wrong[0]
+            parts.append(
+                f"{k} is {tuple(state[k].shape)} but the model has {tuple(expected[k].shape)}"
+            )
+        raise ModelError(f"{source}: weights do not fit the model ({'; '.join(parts)})")
+    module.load_state_dict(dict(state), strict=True)
+
+
+def check_finite(module: nn.Module, *, source: str) -> None:
+    """Refuse weights with NaN or infinity: every picture made from them would be wrong."""
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelError(
+                f"{source}: weights of {name} contain NaN or infinity; "
+                "the training diverged — load an earlier checkpoint or retrain with a lower learning rate"
+            )
