@@ -1,0 +1,75 @@
+# convscope developer entry points. `make demo` and `make test` do all the set-up.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONVSCOPE := $(BIN)/convscope
+# The stamp's name carries a hash of everything that decides the environment,
+# so a second `make setup` with nothing changed takes a moment.
+SETUP_HASH := $(shell cat pyproject.toml requirements-torch.txt | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.setup-$(SETUP_HASH)
+# pip on this machine warns about every local index entry it skips; keep the log readable.
+QUIET_PIP := { grep -v '^WARNING: Location' || true; }
+
+.PHONY: help setup test test-fast demo lint data clean
+
+help:
+	@echo "make demo       set up, then run the main job (datasets, zoo summaries, a LeNet epoch)"
+	@echo "make test       set up, then run the whole test suite"
+	@echo "make test-fast  the suite without the slow end-to-end tests"
+	@echo "make lint       ruff check + format check"
+	@echo "make setup      build .venv (pinned torch/torchvision, then convscope[dev])"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-torch.txt
+	@echo "==> building $(VENV)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet -r requirements-torch.txt 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(QUIET_PIP)
+	$(MAKE) --no-print-directory data
+	rm -f $(VENV)/.setup-*
+	touch $@
+	@echo "==> $(VENV) ready"
+
+# Debian packages Fashion-MNIST; install it when missing and apt can be used.
+data:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then \
+		echo "==> Fashion-MNIST: Debian package present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "==> installing Debian's dataset-fashion-mnist"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null \
+		|| echo "apt-get failed: convscope will download Fashion-MNIST, or run 'convscope data fetch fashion-mnist --from DIR'"; \
+	else \
+		echo "Fashion-MNIST: no Debian package; convscope downloads it on first use," \
+			"or run 'convscope data fetch fashion-mnist --from DIR' with the four IDX files"; \
+	fi
+
+test: setup
+	@$(BIN)/python -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
+	exit $$status
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+demo: setup
+	$(CONVSCOPE) data fetch mnist
+	$(CONVSCOPE) data fetch fashion-mnist
+	$(CONVSCOPE) data list
+	@for model in $$($(CONVSCOPE) models --json | $(BIN)/python -c 'import json,sys; print(" ".join(m["name"] for m in json.load(sys.stdin)))'); do \
+		$(CONVSCOPE) summary $$model --depth 1; \
+	done
+	$(CONVSCOPE) train lenet --data mnist --epochs 1 --save demo-out/lenet-mnist.ckpt
+	$(CONVSCOPE) predict demo-out/lenet-mnist.ckpt --image mnist:test:0-8
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo-out

@@ -1,0 +1,5 @@
+"""``python -m convscope``."""
+
+from convscope.cli import main
+
+main()

@@ -1,0 +1,83 @@
+"""The ``convscope`` command: argument parsing, dispatch and the error contract.
+
+A user's mistake (a :class:`~convscope.errors.ConvscopeError` or a bad argument)
+prints one line on stderr starting ``convscope: error:`` and exits with status 2;
+``CONVSCOPE_DEBUG=1`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from rich_argparse import RawDescriptionRichHelpFormatter
+
+from convscope import __version__
+from convscope.errors import ConvscopeError
+
+DESCRIPTION = """\
+See inside convolutional networks: the model zoo of the reference tutorials,
+real MNIST / Fashion-MNIST, architecture summaries and predictions.
+
+examples:
+  convscope models                          list the zoo
+  convscope data fetch fashion-mnist        get a dataset (offline sources first)
+  convscope summary residual                Keras-style summary of a model
+  convscope predict lenet --image mnist:test:0-8
+  convscope COMMAND --help                  more on each command
+
+Set CONVSCOPE_HOME to move the cache (default ~/.cache/convscope) and
+CONVSCOPE_DEBUG=1 to see tracebacks."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one line, as the CLI contract asks."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"convscope: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> ArgumentParser:
+    """The full parser with every subcommand."""
+    from convscope.cli import data_cmds, model_cmds
+
+    parser = ArgumentParser(
+        prog="convscope", description=DESCRIPTION, formatter_class=RawDescriptionRichHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"convscope {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    data_cmds.register(commands)
+    model_cmds.register(commands)
+    return parser
+
+
+def add_command(commands: argparse._SubParsersAction, name: str, summary: str,
+                examples: str) -> ArgumentParser:  # fmt: skip
+    """A subcommand with a one-line summary and an examples section in its help."""
+    return commands.add_parser(
+        name, help=summary, description=f"{summary}\n\nexamples:\n{examples}",
+        formatter_class=RawDescriptionRichHelpFormatter,
+    )  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args) or 0)
+    except ConvscopeError as exc:
+        if os.environ.get("CONVSCOPE_DEBUG") == "1":
+            raise
+        message = " ".join(str(exc).split())
+        sys.stderr.write(f"convscope: error: {message}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("convscope: interrupted\n")
+        return 130

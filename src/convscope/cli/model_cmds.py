@@ -1,0 +1,149 @@
+"""Model commands: ``models``, ``summary``, ``layers``, ``predict``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from convscope.cli.app import add_command
+from convscope.cli.output import console, print_json
+from convscope.errors import ConvscopeError
+from convscope.models.loaded import LoadedModel
+
+MODEL_HELP = (
+    "a zoo name (convscope models), torchvision:NAME, timm:NAME, path/file.py:factory, "
+    "or a checkpoint file"
+)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the model commands."""
+    models = add_command(commands, "models", "List the model zoo.",
+                         "  convscope models\n  convscope models --json")  # fmt: skip
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.set_defaults(handler=run_models)
+
+    summary = add_command(
+        commands, "summary", "Layer-by-layer summary: output shapes and parameters, like Keras.",
+        "  convscope summary lenet\n  convscope summary torchvision:resnet18 --depth 2\n"
+        "  convscope summary my_net.py:build --input-shape 3,32,32 --json",
+    )  # fmt: skip
+    add_model_arguments(summary)
+    summary.add_argument("--depth", type=int, default=4, help="nesting depth to show (default 4)")
+    summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    summary.set_defaults(handler=run_summary)
+
+    layers = add_command(
+        commands, "layers", "List the addressable layers (module names) and their output shapes.",
+        "  convscope layers residual\n  convscope layers resnet50 --json",
+    )  # fmt: skip
+    add_model_arguments(layers)
+    layers.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    layers.set_defaults(handler=run_layers)
+
+    predict = add_command(
+        commands, "predict", "Predict classes of images with their probabilities.\n\n"
+        "IMAGE is a file, a folder of images, DATASET:SPLIT:INDEX or DATASET:SPLIT:A-B\n"
+        "(A inclusive, B exclusive). Images are converted to what the model expects.",
+        "  convscope predict lenet --image mnist:test:12\n"
+        "  convscope predict run.ckpt --image fashion-mnist:test:0-16 --json\n"
+        "  convscope predict resnet50 --weights r50.pth --image cat.jpg --top 5",
+    )  # fmt: skip
+    add_model_arguments(predict)
+    predict.add_argument("--image", required=True, metavar="SPEC", help="the image(s) to predict")
+    predict.add_argument("--top", type=int, default=3, metavar="K", help="classes to list (3)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.set_defaults(handler=run_predict)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """MODEL plus ``--weights`` and ``--input-shape``, shared by every command on a model."""
+    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    parser.add_argument("--weights", type=Path, metavar="FILE",
+                        help="load this state dict or checkpoint into the model")  # fmt: skip
+    parser.add_argument("--input-shape", type=parse_shape, metavar="C,H,W",
+                        help="input shape of a model from a .py file")  # fmt: skip
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """``"3,32,32"`` -> ``(3, 32, 32)``."""
+    try:
+        channels, height, width = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected C,H,W such as 3,32,32, got {text!r}") from None
+    if min(channels, height, width) <= 0:
+        raise argparse.ArgumentTypeError(f"C,H,W must be positive, got {text!r}")
+    return channels, height, width
+
+
+def load(args: argparse.Namespace) -> LoadedModel:
+    """The model the arguments name."""
+    from convscope.models.loading import load_model
+
+    return load_model(args.model, weights=args.weights, input_shape=args.input_shape)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from convscope.models.loading import load_model
+    from convscope.models.registry import zoo
+    from convscope.probe.summary import count_params
+    from convscope.render.tables import records_table
+
+    records = []
+    for entry in zoo().values():
+        model = load_model(entry.name)
+        records.append({"name": entry.name, "params": count_params(model.module)[0],
+                        "input_shape": list(entry.input_spec.shape), "dataset": entry.dataset,
+                        "description": entry.description, "reference": entry.reference})  # fmt: skip
+    if args.json:
+        print_json(records)
+    else:
+        columns = ["name", "params", "input_shape", "dataset", "description"]
+        console().print(records_table("convscope model zoo", records, columns))
+    return 0
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    from convscope.probe.summary import summarize
+
+    if args.depth < 1:
+        raise ConvscopeError("--depth must be at least 1")
+    result = summarize(load(args), depth=args.depth)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        console().print(result)
+    return 0
+
+
+def run_layers(args: argparse.Namespace) -> int:
+    from convscope.probe.summary import summarize
+    from convscope.render.tables import records_table
+
+    result = summarize(load(args), depth=64)
+    records = [{"name": r.name, "type": r.type, "output_shape": r.output_shape,
+                "params": r.params} for r in result.layers]  # fmt: skip
+    if args.json:
+        print_json(records)
+    else:
+        columns = ["name", "type", "output_shape", "params"]
+        console().print(records_table(f"{result.model}: layers", records, columns))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from convscope.data.spec import resolve_images, to_batch
+    from convscope.probe.predict import predict
+
+    if args.top < 1:
+        raise ConvscopeError("--top must be at least 1")
+    model = load(args)
+    images = resolve_images(args.image, input_spec=model.input_spec)
+    batch = to_batch(images, model.input_spec)
+    labels = [image.label_name for image in images]
+    result = predict(model, batch, [image.name for image in images], top_k=args.top, labels=labels)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        console().print(result)
+    return 0

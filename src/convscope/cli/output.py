@@ -1,0 +1,42 @@
+"""How the CLI prints: JSON documents on stdout, rich output for people, progress on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout, nothing else."""
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def console() -> Console:
+    """The stdout console for people."""
+    return Console()
+
+
+@contextmanager
+def download_progress(enabled: bool) -> Iterator[Callable[[int, int | None, str], None] | None]:
+    """A byte progress bar on stderr (only on a terminal), as a ``progress`` callback."""
+    err = Console(stderr=True)
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as progress:  # fmt: skip
+        tasks: dict[str, Any] = {}
+
+        def update(done: int, total: int | None, description: str) -> None:
+            if description not in tasks:
+                tasks[description] = progress.add_task(description, total=total)
+            progress.update(tasks[description], completed=done, total=total)
+
+        yield update

@@ -1,0 +1,107 @@
+"""The architecture summary: one row per module with its output shape and parameters.
+
+Built on torchinfo for the forward-order walk and output shapes. Parameter counts
+follow Keras' ``summary()``: BatchNorm running mean and variance count as
+non-trainable parameters, as do parameters with ``requires_grad=False``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torchinfo
+from torch import nn
+
+from convscope.models.loaded import LoadedModel
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One module of the summary (``name`` is its dotted module name)."""
+
+    name: str
+    type: str
+    depth: int
+    output_shape: list[int] | list[list[int]]
+    params: int
+    trainable_params: int
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What Keras ``summary()`` prints, as data; renders itself in a terminal and Jupyter."""
+
+    model: str
+    input_shape: list[int]
+    layers: list[LayerRow]
+    total_params: int
+    trainable_params: int
+    non_trainable_params: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with the CLI contract's keys."""
+        return asdict(self)
+
+    def __rich__(self) -> Any:
+        from convscope.render.summary import summary_table
+
+        return summary_table(self)
+
+    def _repr_html_(self) -> str:
+        from convscope.render.summary import summary_html
+
+        return summary_html(self)
+
+    def __str__(self) -> str:
+        from convscope.render.summary import summary_text
+
+        return summary_text(self)
+
+
+def count_params(module: nn.Module) -> tuple[int, int]:
+    """(all, trainable) parameters of a module and its children, BN statistics included."""
+    total = trainable = 0
+    for p in module.parameters():
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    for sub in module.modules():
+        if isinstance(sub, nn.modules.batchnorm._NormBase) and sub.track_running_stats:
+            for buffer in (sub.running_mean, sub.running_var):
+                total += buffer.numel() if buffer is not None else 0
+    return total, trainable
+
+
+def summarize(model: LoadedModel | nn.Module, input_shape: tuple[int, ...] | None = None,
+              *, name: str | None = None, depth: int = 4) -> ModelSummary:  # fmt: skip
+    """Summarise ``model`` on one input of ``input_shape`` (C, H, W; default: its input spec)."""
+    if isinstance(model, LoadedModel):
+        module, input_shape = model.module, input_shape or model.input_spec.shape
+        name = name or model.name
+    else:
+        module = model
+        if input_shape is None:
+            raise ValueError("input_shape is needed for a bare nn.Module")
+    names = {id(m): n for n, m in module.named_modules()}
+    stats = torchinfo.summary(
+        module, input_data=torch.zeros(1, *input_shape), depth=depth, verbose=0, mode="eval",
+        device="cpu",
+    )  # fmt: skip
+    rows = []
+    for info in stats.summary_list:
+        if info.depth == 0 or info.depth > depth:
+            continue
+        params, trainable = count_params(info.module)
+        if info.is_recursive:
+            params = trainable = 0  # a module called again: counted at its first call
+        rows.append(LayerRow(
+            name=names.get(id(info.module), info.var_name), type=info.class_name,
+            depth=info.depth, output_shape=info.output_size, params=params,
+            trainable_params=trainable,
+        ))  # fmt: skip
+    total, trainable = count_params(module)
+    return ModelSummary(
+        model=name or type(module).__name__, input_shape=list(input_shape), layers=rows,
+        total_params=total, trainable_params=trainable, non_trainable_params=total - trainable,
+    )  # fmt: skip

@@ -1,0 +1,59 @@
+"""Small tables for the terminal (rich) and Jupyter (HTML): predictions, model lists."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from convscope.probe.predict import Predictions
+
+
+def predictions_table(predictions: Predictions) -> Table:
+    """Input, true label (when known) and the top classes with their probabilities."""
+    table = Table(title=f"{predictions.model}: predictions")
+    table.add_column("Input")
+    table.add_column("Label", style="cyan")
+    table.add_column("Top classes (probability)", style="green")
+    for p in predictions.predictions:
+        tops = ",  ".join(f"{name} {prob:.3f}" for name, prob in p.top)
+        table.add_row(p.input, p.label or "", tops)
+    return table
+
+
+def predictions_html(predictions: Predictions) -> str:
+    """The predictions as an HTML table."""
+    rows = "".join(
+        f"<tr><td>{html.escape(p.input)}</td><td>{html.escape(p.label or '')}</td><td>"
+        + ", ".join(f"{html.escape(name)} {prob:.3f}" for name, prob in p.top)
+        + "</td></tr>"
+        for p in predictions.predictions
+    )
+    return (
+        f"<b>{html.escape(predictions.model)}</b><table><tr><th>Input</th><th>Label</th>"
+        f"<th>Top classes</th></tr>{rows}</table>"
+    )
+
+
+def records_table(title: str, records: list[dict[str, Any]], columns: list[str]) -> Table:
+    """A rich table of dict records (``convscope models``, ``convscope data list``)."""
+    table = Table(title=title)
+    for index, column in enumerate(columns):
+        table.add_column(column.replace("_", " ").capitalize(), no_wrap=index == 0)
+    for record in records:
+        table.add_row(*(_cell(record.get(c)) for c in columns))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "x".join(str(v) for v in value)
+    return "" if value is None else str(value)
