@@ -42,7 +42,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def build_parser() -> ArgumentParser:
     """The full parser with every subcommand."""
-    from convscope.cli import data_cmds, model_cmds
+    from convscope.cli import data_cmds, model_cmds, train_cmds
 
     parser = ArgumentParser(
         prog="convscope", description=DESCRIPTION, formatter_class=RawDescriptionRichHelpFormatter
@@ -51,6 +51,7 @@ def build_parser() -> ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     data_cmds.register(commands)
     model_cmds.register(commands)
+    train_cmds.register(commands)
     return parser
 
 

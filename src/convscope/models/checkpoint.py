@@ -41,7 +41,7 @@ def save_checkpoint(model: LoadedModel, path: str | Path, *, extra: dict[str, An
         "outputs_probabilities": model.outputs_probabilities,
         "dataset": model.dataset,
         "convscope_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "extra": extra or {},
     }
     path.parent.mkdir(parents=True, exist_ok=True)

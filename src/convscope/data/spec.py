@@ -1,0 +1,178 @@
+"""Image SPECs: the one string form accepted wherever a command takes images.
+
+A SPEC is one of:
+
+- an image file: ``digit.png``;
+- a folder: if it holds image files directly, those files (sorted by name, not
+  recursive, no labels); otherwise, if it has sub-folders of images, the
+  ``ROOT/<class>/<image>`` layout of :class:`~convscope.data.images.ImageFolder`
+  (labels from the sorted sub-folder names);
+- ``DATASET:SPLIT:INDEX``: one sample, e.g. ``mnist:test:12``;
+- ``DATASET:SPLIT:A-B``: samples A (inclusive) to B (exclusive), e.g.
+  ``fashion-mnist:test:0-16``.
+
+A path that exists on disk always wins over the dataset form, so files whose
+names contain ``:`` still work; ``C:\\...`` style paths are never read as datasets.
+One SPEC names at most :data:`MAX_IMAGES` images.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from convscope.data.images import (
+    ImageFolder,
+    fit_to_spec,
+    list_images,
+    match_channels,
+    read_pixels,
+)
+from convscope.data.preprocess import InputSpec
+from convscope.errors import ImageError
+
+MAX_IMAGES = 1024
+"""The most images one SPEC may name (ranges and folders)."""
+
+FORMS = (
+    "an image file, a folder of images, DATASET:SPLIT:INDEX or DATASET:SPLIT:A-B "
+    "(e.g. mnist:test:12 or fashion-mnist:test:0-16)"
+)
+
+_DATASET_SPEC = re.compile(r"^(?P<dataset>[A-Za-z0-9][\w.-]*):(?P<split>[\w-]+):(?P<select>.*)$")
+_INDEX = re.compile(r"^\d+$")
+_RANGE = re.compile(r"^(?P<start>\d+)-(?P<stop>\d+)$")
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+@dataclass(frozen=True, eq=False)
+class InputImage:
+    """One image named by a SPEC, as loaded (not yet fitted to a model's input size)."""
+
+    name: str
+    pixels: np.ndarray
+    label: int | None = None
+    label_name: str | None = None
+
+
+def resolve_images(spec: str, *, input_spec: InputSpec | None = None) -> list[InputImage]:
+    """Load the images a SPEC names; with ``input_spec`` the pixels get its channel count."""
+    channels = None if input_spec is None else input_spec.channels
+    text = spec.strip()
+    if not text:
+        raise ImageError(f"the image SPEC is empty; give {FORMS}")
+    path = Path(text).expanduser()
+    if path.exists():
+        if path.is_dir():
+            return _from_folder(path, channels)
+        return [InputImage(name=path.name, pixels=read_pixels(path, channels))]
+    if _WINDOWS_DRIVE.match(text) or ":" not in text:
+        raise ImageError(f"no such file or folder: {text}; give {FORMS}")
+    dataset, split, start, stop = parse_dataset_spec(text)
+    return _from_dataset(dataset, split, start, stop, channels)
+
+
+def parse_dataset_spec(spec: str) -> tuple[str, str, int, int]:
+    """Split ``DATASET:SPLIT:INDEX`` or ``DATASET:SPLIT:A-B`` into name, split and a range."""
+    match = _DATASET_SPEC.match(spec)
+    select = match["select"] if match else ""
+    if match and _INDEX.match(select):
+        start = int(select)
+        return match["dataset"], match["split"], start, start + 1
+    ranged = _RANGE.match(select)
+    if match is None or ranged is None:
+        raise ImageError(f"{spec!r} is not an existing file or folder, nor a SPEC; give {FORMS}")
+    start, stop = int(ranged["start"]), int(ranged["stop"])
+    if start >= stop:
+        raise ImageError(
+            f"empty range {start}-{stop} in {spec!r}: A must be less than B "
+            f"(A inclusive, B exclusive), e.g. {match['dataset']}:{match['split']}:{start}-{start + 1}"
+        )
+    if stop - start > MAX_IMAGES:
+        raise ImageError(
+            f"{spec!r} names {stop - start} images, more than {MAX_IMAGES} at a time; "
+            f"use a smaller range, e.g. {match['dataset']}:{match['split']}:{start}-{start + MAX_IMAGES}"
+        )
+    return match["dataset"], match["split"], start, stop
+
+
+def to_batch(images: Sequence[InputImage | np.ndarray], input_spec: InputSpec) -> torch.Tensor:
+    """Fit images to ``input_spec`` and normalise them into one ``N x C x H x W`` batch."""
+    if len(images) == 0:
+        raise ImageError("no images to batch; give at least one image")
+    fitted = [
+        fit_to_spec(im.pixels if isinstance(im, InputImage) else im, input_spec) for im in images
+    ]
+    batch = np.stack(fitted)
+    if batch.ndim == 3:
+        batch = batch[..., None]
+    return input_spec.normalize(batch)
+
+
+def _from_dataset(
+    dataset: str, split: str, start: int, stop: int, channels: int | None
+) -> list[InputImage]:
+    """Samples ``start:stop`` of a dataset split, named ``DATASET:SPLIT:INDEX``."""
+    from convscope.data.datasets import load_dataset
+
+    data = load_dataset(dataset, split)
+    n = len(data)
+    _check_range(dataset, split, start, stop, n)
+    out = []
+    for i in range(start, stop):
+        pixels = np.array(data.images[i])  # a copy: do not pin the whole split in memory
+        if channels is not None:
+            pixels = match_channels(pixels, channels)
+        label = int(data.labels[i])
+        label_name = data.class_names[label] if 0 <= label < len(data.class_names) else None
+        out.append(InputImage(f"{dataset}:{split}:{i}", pixels, label, label_name))
+    return out
+
+
+def _check_range(dataset: str, split: str, start: int, stop: int, n: int) -> None:
+    """Raise when ``start:stop`` does not lie inside a split of ``n`` images."""
+    where = f"{dataset}:{split} has {n} images"
+    if n == 0:
+        raise ImageError(f"{where}; there is nothing to select")
+    if stop - start == 1 and start >= n:
+        raise ImageError(f"index {start} is out of range: {where}, valid indices are 0-{n - 1}")
+    if stop > n:
+        raise ImageError(
+            f"range {start}-{stop} is out of range: {where}; A must be 0-{n - 1} and B at most {n}"
+        )
+
+
+def _from_folder(folder: Path, channels: int | None) -> list[InputImage]:
+    """Images directly in ``folder``, or else the ImageFolder layout below it."""
+    files = list_images(folder)
+    if files:
+        _check_count(folder, len(files))
+        return [InputImage(p.name, read_pixels(p, channels)) for p in files]
+    has_subfolders = any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir())
+    if not has_subfolders:
+        raise ImageError(
+            f"{folder} holds no image files; put images in it, or use one sub-folder "
+            "per class (FOLDER/<class>/<image>)"
+        )
+    images = ImageFolder(folder, channels=channels)
+    _check_count(folder, len(images))
+    out = []
+    for i, path in enumerate(images.paths):
+        pixels, label = images[i]
+        name = path.relative_to(folder).as_posix()
+        out.append(InputImage(name, pixels, label, images.class_names[label]))
+    return out
+
+
+def _check_count(folder: Path, n: int) -> None:
+    """Refuse folders with more images than one SPEC may name."""
+    if n > MAX_IMAGES:
+        raise ImageError(
+            f"{folder} holds {n} images, more than {MAX_IMAGES} at a time; "
+            "split it into smaller folders or name a range of a dataset instead"
+        )
