@@ -36,6 +36,7 @@ def load_model(
 ) -> LoadedModel:
     """Build or load the model ``spec`` names, in eval mode on the CPU."""
     model = _resolve(spec, input_shape=input_shape)
+    materialize_lazy(model)
     if weights is not None:
         load_weights(model, weights)
     check_finite(model.module, source=str(weights or spec))
@@ -182,6 +183,26 @@ def _user_input_spec(module: nn.Module, recipe: Mapping[str, Any], path: Path) -
         )
     channels, height, width = (int(v) for v in shape)
     return InputSpec(channels=channels, height=height, width=width)
+
+
+def materialize_lazy(model: LoadedModel) -> None:
+    """Run one dummy input through a model with lazy layers so their weights exist."""
+    from torch.nn.parameter import UninitializedParameter
+
+    if not any(isinstance(p, UninitializedParameter) for p in model.module.parameters()):
+        return
+    was_training = model.module.training
+    model.module.eval()
+    try:
+        with torch.no_grad():
+            model.module(torch.zeros(1, *model.input_spec.shape))
+    except RuntimeError as exc:
+        raise ModelError(
+            f"{model.name}: running an input of shape {model.input_spec.shape} failed ({exc}); "
+            "check --input-shape"
+        ) from exc
+    finally:
+        model.module.train(was_training)
 
 
 def load_weights(model: LoadedModel, weights: str | Path) -> None:

@@ -14,6 +14,7 @@ import torch
 import torchinfo
 from torch import nn
 
+from convscope.errors import ModelError
 from convscope.models.loaded import LoadedModel
 
 
@@ -84,10 +85,17 @@ def summarize(model: LoadedModel | nn.Module, input_shape: tuple[int, ...] | Non
         if input_shape is None:
             raise ValueError("input_shape is needed for a bare nn.Module")
     names = {id(m): n for n, m in module.named_modules()}
-    stats = torchinfo.summary(
-        module, input_data=torch.zeros(1, *input_shape), depth=depth, verbose=0, mode="eval",
-        device="cpu",
-    )  # fmt: skip
+    try:
+        stats = torchinfo.summary(
+            module, input_data=torch.zeros(1, *input_shape), depth=depth, verbose=0, mode="eval",
+            device="cpu",
+        )  # fmt: skip
+    except RuntimeError as exc:
+        cause = str(exc.__cause__ or exc).strip().splitlines()[-1][:160]
+        raise ModelError(
+            f"{name or type(module).__name__}: an input of shape {tuple(input_shape)} does not "
+            f"run through the model ({cause}); check --input-shape"
+        ) from exc
     rows = []
     for info in stats.summary_list:
         if info.depth == 0 or info.depth > depth:
