@@ -1,5 +1,42 @@
-"""convscope: look inside convolutional neural networks."""
+"""convscope: look inside convolutional neural networks.
+
+The public API, imported lazily so that ``convscope --version`` stays fast::
+
+    import convscope
+    model = convscope.load_model("residual")          # zoo, torchvision:, timm:, file.py:fn, .ckpt
+    convscope.summary(model)                          # Keras-style table (rich / Jupyter)
+    train = convscope.load_dataset("fashion-mnist", "train")
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_model": ("convscope.models.loading", "load_model"),
+    "LoadedModel": ("convscope.models.loaded", "LoadedModel"),
+    "save_checkpoint": ("convscope.models.checkpoint", "save_checkpoint"),
+    "summary": ("convscope.probe.summary", "summarize"),
+    "predict": ("convscope.probe.predict", "predict"),
+    "load_dataset": ("convscope.data.datasets", "load_dataset"),
+    "fetch_dataset": ("convscope.data.datasets", "fetch"),
+    "resolve_images": ("convscope.data.spec", "resolve_images"),
+    "InputSpec": ("convscope.data.preprocess", "InputSpec"),
+    "ConvscopeError": ("convscope.errors", "ConvscopeError"),
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'convscope' has no attribute {name!r}")
+    module_name, attribute = _EXPORTS[name]
+    return getattr(import_module(module_name), attribute)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

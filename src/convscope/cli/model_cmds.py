@@ -80,7 +80,8 @@ def load(args: argparse.Namespace) -> LoadedModel:
     """The model the arguments name."""
     from convscope.models.loading import load_model
 
-    return load_model(args.model, weights=args.weights, input_shape=args.input_shape)
+    return load_model(args.model, weights=args.weights, input_shape=args.input_shape,
+                      seed=getattr(args, "seed", None))  # fmt: skip
 
 
 def run_models(args: argparse.Namespace) -> int:

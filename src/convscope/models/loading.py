@@ -33,9 +33,19 @@ def load_model(
     *,
     weights: str | Path | None = None,
     input_shape: tuple[int, int, int] | None = None,
+    seed: int | None = None,
 ) -> LoadedModel:
-    """Build or load the model ``spec`` names, in eval mode on the CPU."""
-    model = _resolve(spec, input_shape=input_shape)
+    """Build or load the model ``spec`` names, in eval mode on the CPU.
+
+    With ``seed`` the random initialisation is reproducible (the caller's random
+    state is left as it was).
+    """
+    if seed is None:
+        model = _resolve(spec, input_shape=input_shape)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = _resolve(spec, input_shape=input_shape)
     materialize_lazy(model)
     if weights is not None:
         load_weights(model, weights)

@@ -1,0 +1,50 @@
+"""Predictions: softmax of logits, no second softmax, named top classes."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from convscope.data.preprocess import InputSpec
+from convscope.models.loaded import LoadedModel
+from convscope.probe.predict import predict, probabilities
+
+
+def _model(module: nn.Module, *, ends_in_softmax: bool = False) -> LoadedModel:
+    return LoadedModel(module=module, name="toy", input_spec=InputSpec(1, 1, 3),
+                       class_names=("a", "b", "c"), outputs_probabilities=ends_in_softmax)  # fmt: skip
+
+
+def _identity_logits() -> nn.Module:
+    return nn.Flatten()  # the 1x1x3 input itself is the logit vector
+
+
+def test_probabilities_are_softmax_of_logits() -> None:
+    x = torch.tensor([[[[1.0, 2.0, 3.0]]]])
+    probs = probabilities(_model(_identity_logits()), x)
+    torch.testing.assert_close(probs, torch.softmax(torch.tensor([[1.0, 2.0, 3.0]]), dim=1))
+
+
+def test_model_ending_in_softmax_is_not_softmaxed_again() -> None:
+    x = torch.tensor([[[[0.2, 0.3, 0.5]]]])
+    probs = probabilities(_model(_identity_logits(), ends_in_softmax=True), x)
+    torch.testing.assert_close(probs, torch.tensor([[0.2, 0.3, 0.5]]))
+
+
+def test_top_classes_are_named_and_sorted() -> None:
+    x = torch.tensor([[[[0.0, 5.0, 1.0]]], [[[3.0, 0.0, 0.0]]]])
+    result = predict(_model(_identity_logits()), x, ["first", "second"], top_k=2, labels=["b", None])
+    first, second = result.predictions
+    assert [name for name, _ in first.top] == ["b", "c"]
+    assert second.top[0][0] == "a"
+    assert abs(sum(first.probs) - 1) < 1e-5
+    data = result.to_dict()
+    assert set(data["predictions"][0]) == {"input", "probs", "top", "label"}
+    assert "second" in result._repr_html_()
+
+
+def test_predict_leaves_the_training_flag_alone() -> None:
+    module = nn.Sequential(nn.Flatten(), nn.Dropout(0.5))
+    module.train()
+    predict(_model(module), torch.ones(1, 1, 1, 3), ["x"])
+    assert module.training
