@@ -10,7 +10,9 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--overwrite", action="store_true", help="rewrite expected-output files instead of comparing"
+        "--overwrite",
+        action="store_true",
+        help="rewrite expected-output files instead of comparing",
     )
 
 

@@ -60,9 +60,14 @@ def test_summary_json_contract(capsys) -> None:
     status, out, _ = run(capsys, "summary", "inception", "--json")
     data = json.loads(out)
     assert status == 0 and data["total_params"] == 169_130
-    assert data["layers"][0] == {"name": "conv2D_1", "type": "SameConv2d", "depth": 1,
-                                 "output_shape": [1, 32, 28, 28], "params": 160,
-                                 "trainable_params": 160}  # fmt: skip
+    assert data["layers"][0] == {
+        "name": "conv2D_1",
+        "type": "SameConv2d",
+        "depth": 1,
+        "output_shape": [1, 32, 28, 28],
+        "params": 160,
+        "trainable_params": 160,
+    }
 
 
 def test_layers_lists_nested_names(capsys) -> None:
@@ -75,7 +80,9 @@ def test_predict_json_contract(capsys, tmp_path: Path) -> None:
     model = load_model("sequential", seed=0)
     model.class_names = tuple(f"class {i}" for i in range(10))
     ckpt = save_checkpoint(model, tmp_path / "seq.ckpt")
-    status, out, _ = run(capsys, "predict", str(ckpt), "--image", "fashion-mnist:test:0-3", "--json")
+    status, out, _ = run(
+        capsys, "predict", str(ckpt), "--image", "fashion-mnist:test:0-3", "--json"
+    )
     assert status == 0
     predictions = json.loads(out)["predictions"]
     assert [p["input"] for p in predictions] == [f"fashion-mnist:test:{i}" for i in range(3)]
@@ -95,8 +102,20 @@ def test_data_list_json_contract(capsys) -> None:
 
 def test_train_json_on_a_subset(capsys, tmp_path: Path) -> None:
     ckpt = tmp_path / "l5.ckpt"
-    status, out, _ = run(capsys, "train", "lenet5", "--data", "fashion-mnist", "--subset", "500",
-                         "--epochs", "1", "--save", str(ckpt), "--json")  # fmt: skip
+    status, out, _ = run(
+        capsys,
+        "train",
+        "lenet5",
+        "--data",
+        "fashion-mnist",
+        "--subset",
+        "500",
+        "--epochs",
+        "1",
+        "--save",
+        str(ckpt),
+        "--json",
+    )
     data = json.loads(out)
     assert status == 0 and 0 <= data["test_acc"] <= 1
     assert set(data["metrics"][0]) >= {"epoch", "train_loss", "train_acc", "val_loss", "val_acc"}
@@ -119,7 +138,9 @@ def test_train_json_on_a_subset(capsys, tmp_path: Path) -> None:
         (["nosuchcommand"], ["nosuchcommand"]),
     ],
 )
-def test_user_mistakes_are_one_line_and_exit_2(capsys, argv: list[str], fragments: list[str]) -> None:
+def test_user_mistakes_are_one_line_and_exit_2(
+    capsys, argv: list[str], fragments: list[str]
+) -> None:
     assert_user_error(run(capsys, *argv), *fragments)
 
 
@@ -134,24 +155,37 @@ def test_corrupt_checkpoint_and_bad_image(capsys, tmp_path: Path) -> None:
 
 def test_real_console_script_and_module_entry_points(tmp_path: Path) -> None:
     env = {**os.environ, "CONVSCOPE_DEBUG": ""}
-    script = subprocess.run([BIN / "convscope", "summary", "nope"], capture_output=True, text=True,
-                            env=env, check=False)  # fmt: skip
+    script = subprocess.run(
+        [BIN / "convscope", "summary", "nope"], capture_output=True, text=True, env=env, check=False
+    )
     assert script.returncode == 2
     assert script.stderr.startswith("convscope: error: unknown model 'nope'")
-    module = subprocess.run([sys.executable, "-m", "convscope", "--version"], capture_output=True,
-                            text=True, check=False)  # fmt: skip
+    module = subprocess.run(
+        [sys.executable, "-m", "convscope", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert module.returncode == 0 and module.stdout.strip() == f"convscope {__version__}"
 
 
 def test_debug_shows_the_traceback() -> None:
     env = {**os.environ, "CONVSCOPE_DEBUG": "1"}
-    result = subprocess.run([BIN / "convscope", "summary", "nope"], capture_output=True, text=True,
-                            env=env, check=False)  # fmt: skip
+    result = subprocess.run(
+        [BIN / "convscope", "summary", "nope"], capture_output=True, text=True, env=env, check=False
+    )
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
 def test_every_subcommand_help_has_examples(capsys) -> None:
-    for command in (["data", "list"], ["data", "fetch"], ["models"], ["summary"], ["layers"],
-                    ["predict"], ["train"]):  # fmt: skip
+    for command in (
+        ["data", "list"],
+        ["data", "fetch"],
+        ["models"],
+        ["summary"],
+        ["layers"],
+        ["predict"],
+        ["train"],
+    ):
         status, out, _ = run(capsys, *command, "--help")
         assert status == 0 and "examples:" in out.lower(), command

@@ -42,7 +42,7 @@ def test_resnet50_zoo_entry_loads_a_torchvision_state_dict(tmp_path: Path) -> No
 def test_weights_that_do_not_fit_name_the_layer(tmp_path: Path) -> None:
     weights = tmp_path / "lenet5.pth"
     torch.save(load_model("lenet5").module.state_dict(), weights)
-    with pytest.raises(ModelError, match="conv2d_1.weight is"):
+    with pytest.raises(ModelError, match=r"conv2d_1\.weight is"):
         load_model("lenet", weights=weights)
 
 
@@ -52,7 +52,7 @@ def test_nan_weights_are_refused(tmp_path: Path) -> None:
         module.conv2d_2.weight[0, 0, 0, 0] = float("nan")
     weights = tmp_path / "nan.pth"
     torch.save(module.state_dict(), weights)
-    with pytest.raises(ModelError, match="conv2d_2.weight contain NaN"):
+    with pytest.raises(ModelError, match=r"conv2d_2\.weight contain NaN"):
         load_model("lenet5", weights=weights)
 
 
@@ -60,7 +60,7 @@ def test_nan_weights_are_refused(tmp_path: Path) -> None:
 def test_corrupt_files_give_one_clear_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "broken.ckpt"
     path.write_bytes(content)
-    with pytest.raises(ModelError, match="broken.ckpt"):
+    with pytest.raises(ModelError, match=r"broken\.ckpt"):
         load_model(str(path))
 
 
@@ -69,7 +69,7 @@ def test_truncated_checkpoint(tmp_path: Path) -> None:
     save_checkpoint(load_model("lenet5"), path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelError, match="model.ckpt"):
+    with pytest.raises(ModelError, match=r"model\.ckpt"):
         load_model(str(path))
 
 
@@ -95,7 +95,8 @@ def test_bare_state_dict_is_not_mistaken_for_a_checkpoint(tmp_path: Path) -> Non
 
 def test_user_file_factory(tmp_path: Path) -> None:
     source = tmp_path / "my_net.py"
-    source.write_text(textwrap.dedent("""
+    source.write_text(
+        textwrap.dedent("""
         from torch import nn
 
         def build():
@@ -106,7 +107,8 @@ def test_user_file_factory(tmp_path: Path) -> None:
             net.input_spec = {"channels": 1, "height": 8, "width": 8}
             net.class_names = ["a", "b", "c"]
             return net
-    """))
+    """)
+    )
     with pytest.raises(ModelError, match="--input-shape"):
         load_model(f"{source}:build")
     model = load_model(f"{source}:build", input_shape=(3, 16, 16))

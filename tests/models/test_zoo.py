@@ -35,11 +35,23 @@ TOTALS = {
 
 PER_LAYER = {
     "lenet": {"conv2d_1": 520, "conv2d_2": 25_050, "dense_1": 625_500, "dense_2": 5_010},
-    "lenet5": {"conv2d_1": 156, "conv2d_2": 2_416, "dense_1": 30_840, "dense_2": 10_164,
-               "dense_3": 850},
-    "lenet5-classic": {"C1": 156, "S2": 12, "C3": 1_516, "S4": 32, "C5": 48_120, "F6": 10_164,
-                       "output": 840},
-}  # fmt: skip
+    "lenet5": {
+        "conv2d_1": 156,
+        "conv2d_2": 2_416,
+        "dense_1": 30_840,
+        "dense_2": 10_164,
+        "dense_3": 850,
+    },
+    "lenet5-classic": {
+        "C1": 156,
+        "S2": 12,
+        "C3": 1_516,
+        "S4": 32,
+        "C5": 48_120,
+        "F6": 10_164,
+        "output": 840,
+    },
+}
 
 
 @pytest.mark.parametrize("name", sorted(TOTALS))
@@ -67,8 +79,18 @@ def test_forward_gives_ten_logits(name: str) -> None:
 
 def test_study_models_use_reference_layer_names() -> None:
     names = {n for n, _ in load_model("inception-residual").module.named_children()}
-    assert {"conv2D_1", "conv2D_12", "batc6", "acti7", "add3", "pool3", "drop3", "flat1",
-            "hidden", "end"} <= names  # fmt: skip
+    assert {
+        "conv2D_1",
+        "conv2D_12",
+        "batc6",
+        "acti7",
+        "add3",
+        "pool3",
+        "drop3",
+        "flat1",
+        "hidden",
+        "end",
+    } <= names
     sequential = [n for n, _ in load_model("sequential").module.named_children()]
     assert sequential[:5] == ["conv2D_1", "conv2D_2", "acti1", "pool1", "drop1"]
     assert sequential[-4:] == ["flat1", "hidden", "acti4", "end"]
@@ -135,7 +157,9 @@ def test_subsampling_is_scaled_window_sum() -> None:
         s2.weight.fill_(0.5)
         s2.bias.fill_(0.1)
     x = torch.arange(16.0).view(1, 1, 4, 4)
-    window_sums = torch.tensor([[0 + 1 + 4 + 5, 2 + 3 + 6 + 7], [8 + 9 + 12 + 13, 10 + 11 + 14 + 15]])
+    window_sums = torch.tensor(
+        [[0 + 1 + 4 + 5, 2 + 3 + 6 + 7], [8 + 9 + 12 + 13, 10 + 11 + 14 + 15]]
+    )
     expected = 1.7159 * torch.tanh(2 / 3 * (0.5 * window_sums + 0.1))
     torch.testing.assert_close(s2(x)[0, 0], expected)
 

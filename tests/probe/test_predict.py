@@ -11,8 +11,13 @@ from convscope.probe.predict import predict, probabilities
 
 
 def _model(module: nn.Module, *, ends_in_softmax: bool = False) -> LoadedModel:
-    return LoadedModel(module=module, name="toy", input_spec=InputSpec(1, 1, 3),
-                       class_names=("a", "b", "c"), outputs_probabilities=ends_in_softmax)  # fmt: skip
+    return LoadedModel(
+        module=module,
+        name="toy",
+        input_spec=InputSpec(1, 1, 3),
+        class_names=("a", "b", "c"),
+        outputs_probabilities=ends_in_softmax,
+    )
 
 
 def _identity_logits() -> nn.Module:
@@ -33,7 +38,9 @@ def test_model_ending_in_softmax_is_not_softmaxed_again() -> None:
 
 def test_top_classes_are_named_and_sorted() -> None:
     x = torch.tensor([[[[0.0, 5.0, 1.0]]], [[[3.0, 0.0, 0.0]]]])
-    result = predict(_model(_identity_logits()), x, ["first", "second"], top_k=2, labels=["b", None])
+    result = predict(
+        _model(_identity_logits()), x, ["first", "second"], top_k=2, labels=["b", None]
+    )
     first, second = result.predictions
     assert [name for name, _ in first.top] == ["b", "c"]
     assert second.top[0][0] == "a"

@@ -16,8 +16,14 @@ from tests.conftest import check_expected
 from tests.models.test_zoo import TOTALS
 
 EXPECTED = Path(__file__).parent / "expected"
-CONTRACT_KEYS = {"model", "input_shape", "layers", "total_params", "trainable_params",
-                 "non_trainable_params"}  # fmt: skip
+CONTRACT_KEYS = {
+    "model",
+    "input_shape",
+    "layers",
+    "total_params",
+    "trainable_params",
+    "non_trainable_params",
+}
 LAYER_KEYS = {"name", "type", "depth", "output_shape", "params", "trainable_params"}
 
 
@@ -47,15 +53,18 @@ def test_nested_torchvision_model_uses_dotted_module_names() -> None:
     names = [row.name for row in summary.layers]
     assert "layer1.0.conv1" in names and "fc" in names
     module = load_model("resnet50").module
-    buffers = sum(m.running_mean.numel() * 2 for m in module.modules() if isinstance(m, nn.BatchNorm2d))
+    buffers = sum(
+        m.running_mean.numel() * 2 for m in module.modules() if isinstance(m, nn.BatchNorm2d)
+    )
     assert summary.total_params == sum(p.numel() for p in module.parameters()) + buffers
     assert summary.non_trainable_params == buffers
 
 
 def test_summary_text_matches_expected_file(overwrite: bool) -> None:
     for name in ("residual", "lenet5-classic"):
-        check_expected(EXPECTED / f"summary_{name}.txt", str(summarize(load_model(name))) + "\n",
-                       overwrite)  # fmt: skip
+        check_expected(
+            EXPECTED / f"summary_{name}.txt", str(summarize(load_model(name))) + "\n", overwrite
+        )
 
 
 def test_summary_renders_for_jupyter_and_rich() -> None:

@@ -20,8 +20,10 @@ def small_fashion():
     train = load_dataset("fashion-mnist", "train")
     keep = stratified_indices(train.labels, 100, seed=0)
     test = load_dataset("fashion-mnist", "test")
-    return (replace(train, images=train.images[keep], labels=train.labels[keep]),
-            replace(test, images=test.images[:500], labels=test.labels[:500]))  # fmt: skip
+    return (
+        replace(train, images=train.images[keep], labels=train.labels[keep]),
+        replace(test, images=test.images[:500], labels=test.labels[:500]),
+    )
 
 
 def _weights(module: torch.nn.Module) -> list[torch.Tensor]:
@@ -36,7 +38,9 @@ def test_same_seed_same_metrics_and_weights(small_fashion) -> None:
         model = load_model("residual", seed=3)  # batch norm + dropout: both must be reproducible
         runs.append((fit(model, train, test, config), _weights(model.module)))
     (first, w1), (second, w2) = runs
-    assert first.to_dict()["metrics"][0]["train_loss"] == second.to_dict()["metrics"][0]["train_loss"]
+    assert (
+        first.to_dict()["metrics"][0]["train_loss"] == second.to_dict()["metrics"][0]["train_loss"]
+    )
     assert [e.val_acc for e in first.epochs] == [e.val_acc for e in second.epochs]
     assert first.test_acc == second.test_acc
     assert all(torch.equal(a, b) for a, b in zip(w1, w2, strict=True))
@@ -45,7 +49,10 @@ def test_same_seed_same_metrics_and_weights(small_fashion) -> None:
 def test_seeded_initialisation_is_reproducible() -> None:
     first, second = load_model("inception", seed=5), load_model("inception", seed=5)
     other = load_model("inception", seed=6)
-    assert all(torch.equal(a, b) for a, b in zip(_weights(first.module), _weights(second.module), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(_weights(first.module), _weights(second.module), strict=True)
+    )
     assert not torch.equal(first.module.conv2D_1.weight, other.module.conv2D_1.weight)
 
 
@@ -77,8 +84,10 @@ def test_classic_lenet_trains_on_padded_digits(small_fashion) -> None:
     assert result.epochs[0].val_acc is None and result.test_acc is not None
 
 
-@pytest.mark.parametrize("bad", [{"epochs": 0}, {"lr": -1.0}, {"optimizer": "lion"},
-                                 {"val_split": 1.0}, {"batch_size": 0}])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [{"epochs": 0}, {"lr": -1.0}, {"optimizer": "lion"}, {"val_split": 1.0}, {"batch_size": 0}],
+)
 def test_bad_settings_are_user_errors(bad: dict) -> None:
     with pytest.raises(ConvscopeError):
         TrainConfig(**bad)

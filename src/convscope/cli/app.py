@@ -55,13 +55,16 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def add_command(commands: argparse._SubParsersAction, name: str, summary: str,
-                examples: str) -> ArgumentParser:  # fmt: skip
+def add_command(
+    commands: argparse._SubParsersAction, name: str, summary: str, examples: str
+) -> ArgumentParser:
     """A subcommand with a one-line summary and an examples section in its help."""
     return commands.add_parser(
-        name, help=summary, description=f"{summary}\n\nexamples:\n{examples}",
+        name,
+        help=summary,
+        description=f"{summary}\n\nexamples:\n{examples}",
         formatter_class=RawDescriptionRichHelpFormatter,
-    )  # fmt: skip
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

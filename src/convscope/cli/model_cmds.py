@@ -18,37 +18,44 @@ MODEL_HELP = (
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the model commands."""
-    models = add_command(commands, "models", "List the model zoo.",
-                         "  convscope models\n  convscope models --json")  # fmt: skip
+    models = add_command(
+        commands, "models", "List the model zoo.", "  convscope models\n  convscope models --json"
+    )
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models.set_defaults(handler=run_models)
 
     summary = add_command(
-        commands, "summary", "Layer-by-layer summary: output shapes and parameters, like Keras.",
+        commands,
+        "summary",
+        "Layer-by-layer summary: output shapes and parameters, like Keras.",
         "  convscope summary lenet\n  convscope summary torchvision:resnet18 --depth 2\n"
         "  convscope summary my_net.py:build --input-shape 3,32,32 --json",
-    )  # fmt: skip
+    )
     add_model_arguments(summary)
     summary.add_argument("--depth", type=int, default=4, help="nesting depth to show (default 4)")
     summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
     summary.set_defaults(handler=run_summary)
 
     layers = add_command(
-        commands, "layers", "List the addressable layers (module names) and their output shapes.",
+        commands,
+        "layers",
+        "List the addressable layers (module names) and their output shapes.",
         "  convscope layers residual\n  convscope layers resnet50 --json",
-    )  # fmt: skip
+    )
     add_model_arguments(layers)
     layers.add_argument("--json", action="store_true", help="print JSON instead of a table")
     layers.set_defaults(handler=run_layers)
 
     predict = add_command(
-        commands, "predict", "Predict classes of images with their probabilities.\n\n"
+        commands,
+        "predict",
+        "Predict classes of images with their probabilities.\n\n"
         "IMAGE is a file, a folder of images, DATASET:SPLIT:INDEX or DATASET:SPLIT:A-B\n"
         "(A inclusive, B exclusive). Images are converted to what the model expects.",
         "  convscope predict lenet --image mnist:test:12\n"
         "  convscope predict run.ckpt --image fashion-mnist:test:0-16 --json\n"
         "  convscope predict resnet50 --weights r50.pth --image cat.jpg --top 5",
-    )  # fmt: skip
+    )
     add_model_arguments(predict)
     predict.add_argument("--image", required=True, metavar="SPEC", help="the image(s) to predict")
     predict.add_argument("--top", type=int, default=3, metavar="K", help="classes to list (3)")
@@ -59,10 +66,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """MODEL plus ``--weights`` and ``--input-shape``, shared by every command on a model."""
     parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-    parser.add_argument("--weights", type=Path, metavar="FILE",
-                        help="load this state dict or checkpoint into the model")  # fmt: skip
-    parser.add_argument("--input-shape", type=parse_shape, metavar="C,H,W",
-                        help="input shape of a model from a .py file")  # fmt: skip
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE",
+        help="load this state dict or checkpoint into the model",
+    )
+    parser.add_argument(
+        "--input-shape",
+        type=parse_shape,
+        metavar="C,H,W",
+        help="input shape of a model from a .py file",
+    )
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -80,8 +95,12 @@ def load(args: argparse.Namespace) -> LoadedModel:
     """The model the arguments name."""
     from convscope.models.loading import load_model
 
-    return load_model(args.model, weights=args.weights, input_shape=args.input_shape,
-                      seed=getattr(args, "seed", None))  # fmt: skip
+    return load_model(
+        args.model,
+        weights=args.weights,
+        input_shape=args.input_shape,
+        seed=getattr(args, "seed", None),
+    )
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -93,9 +112,16 @@ def run_models(args: argparse.Namespace) -> int:
     records = []
     for entry in zoo().values():
         model = load_model(entry.name)
-        records.append({"name": entry.name, "params": count_params(model.module)[0],
-                        "input_shape": list(entry.input_spec.shape), "dataset": entry.dataset,
-                        "description": entry.description, "reference": entry.reference})  # fmt: skip
+        records.append(
+            {
+                "name": entry.name,
+                "params": count_params(model.module)[0],
+                "input_shape": list(entry.input_spec.shape),
+                "dataset": entry.dataset,
+                "description": entry.description,
+                "reference": entry.reference,
+            }
+        )
     if args.json:
         print_json(records)
     else:
@@ -122,8 +148,10 @@ def run_layers(args: argparse.Namespace) -> int:
     from convscope.render.tables import records_table
 
     result = summarize(load(args), depth=64)
-    records = [{"name": r.name, "type": r.type, "output_shape": r.output_shape,
-                "params": r.params} for r in result.layers]  # fmt: skip
+    records = [
+        {"name": r.name, "type": r.type, "output_shape": r.output_shape, "params": r.params}
+        for r in result.layers
+    ]
     if args.json:
         print_json(records)
     else:

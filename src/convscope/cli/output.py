@@ -30,8 +30,14 @@ def download_progress(enabled: bool) -> Iterator[Callable[[int, int | None, str]
     if not enabled or not err.is_terminal:
         yield None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as progress:  # fmt: skip
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
         tasks: dict[str, Any] = {}
 
         def update(done: int, total: int | None, description: str) -> None:

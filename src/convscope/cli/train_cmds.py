@@ -21,13 +21,15 @@ from convscope.train.loop import OPTIMIZERS, ProgressFn, TrainConfig
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``train``."""
     train = add_command(
-        commands, "train", "Train a model on MNIST or Fashion-MNIST and report its accuracy.\n\n"
+        commands,
+        "train",
+        "Train a model on MNIST or Fashion-MNIST and report its accuracy.\n\n"
         "A stratified, seeded validation split is held out of the training set;\n"
         "the test accuracy is measured once at the end.",
         "  convscope train lenet --data mnist --epochs 12 --save lenet.ckpt\n"
         "  convscope train residual --data fashion-mnist --epochs 2 --batch-size 500\n"
         "  convscope train lenet5 --data mnist --subset 2000 --epochs 1 --json",
-    )  # fmt: skip
+    )
     add_model_arguments(train)
     train.add_argument("--data", required=True, metavar="NAME", help="mnist or fashion-mnist")
     train.add_argument("--epochs", type=int, default=1, help="passes over the data (1)")
@@ -37,8 +39,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--weight-decay", type=float, default=0.0, help="(0)")
     train.add_argument("--seed", type=int, default=0, help="seed for init, shuffling, dropout (0)")
     train.add_argument("--val-split", type=float, default=0.2, help="validation fraction (0.2)")
-    train.add_argument("--subset", type=int, metavar="N",
-                       help="train on a stratified sample of N images (quick looks)")  # fmt: skip
+    train.add_argument(
+        "--subset",
+        type=int,
+        metavar="N",
+        help="train on a stratified sample of N images (quick looks)",
+    )
     train.add_argument("--save", type=Path, metavar="FILE", help="write a checkpoint here")
     train.add_argument("--json", action="store_true", help="print the metrics as JSON")
     train.set_defaults(handler=run_train)
@@ -51,17 +57,22 @@ def epoch_progress(enabled: bool, epochs: int) -> Iterator[ProgressFn | None]:
     if not enabled or not err.is_terminal:
         yield None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.4f}"),
-               TimeElapsedColumn())  # fmt: skip
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.4f}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err) as progress:
         state = {"epoch": 0, "task": None}
 
         def update(phase: str, done: int, total: int, loss: float, acc: float) -> None:
             if done == 1:
                 state["epoch"] += 1
-                state["task"] = progress.add_task(f"epoch {state['epoch']}/{epochs}", total=total,
-                                                  loss=loss, acc=acc)  # fmt: skip
+                state["task"] = progress.add_task(
+                    f"epoch {state['epoch']}/{epochs}", total=total, loss=loss, acc=acc
+                )
             progress.update(state["task"], completed=done, loss=loss, acc=acc)
 
         yield update
@@ -73,9 +84,15 @@ def run_train(args: argparse.Namespace) -> int:
     from convscope.models.checkpoint import save_checkpoint
     from convscope.train.loop import fit
 
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         optimizer=args.optimizer, weight_decay=args.weight_decay,
-                         seed=args.seed, val_split=args.val_split)  # fmt: skip
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        val_split=args.val_split,
+    )
     model = load(args)
     train, test = load_dataset(args.data, "train"), load_dataset(args.data, "test")
     if model.class_names and len(model.class_names) != len(train.class_names):
@@ -96,16 +113,28 @@ def run_train(args: argparse.Namespace) -> int:
     if args.save:
         save_checkpoint(model, args.save, extra={"train": result.to_dict(), "data": args.data})
     if args.json:
-        print_json({"model": model.name, "data": args.data, **result.to_dict(),
-                    "checkpoint": str(args.save) if args.save else None})  # fmt: skip
+        print_json(
+            {
+                "model": model.name,
+                "data": args.data,
+                **result.to_dict(),
+                "checkpoint": str(args.save) if args.save else None,
+            }
+        )
         return 0
     out = console()
     for e in result.epochs:
-        val = f"  val loss {e.val_loss:.4f}  val acc {e.val_acc:.4f}" if e.val_acc is not None else ""
-        out.print(f"epoch {e.epoch}: loss {e.train_loss:.4f}  acc {e.train_acc:.4f}{val}  "
-                  f"({e.seconds:.1f} s)")  # fmt: skip
-    out.print(f"[bold]{model.name} on {args.data}: test accuracy {result.test_acc:.4f}[/] "
-              f"(test loss {result.test_loss:.4f})")  # fmt: skip
+        val = (
+            f"  val loss {e.val_loss:.4f}  val acc {e.val_acc:.4f}" if e.val_acc is not None else ""
+        )
+        out.print(
+            f"epoch {e.epoch}: loss {e.train_loss:.4f}  acc {e.train_acc:.4f}{val}  "
+            f"({e.seconds:.1f} s)"
+        )
+    out.print(
+        f"[bold]{model.name} on {args.data}: test accuracy {result.test_acc:.4f}[/] "
+        f"(test loss {result.test_loss:.4f})"
+    )
     if args.save:
         out.print(f"checkpoint: {args.save}")
     return 0

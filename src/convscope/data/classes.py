@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 MNIST_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
-DATASET_CLASSES: dict[str, tuple[str, ...]] = {
-    "mnist": MNIST_CLASSES,
-    "fashion-mnist": FASHION_MNIST_CLASSES,
-}
+DATASET_CLASSES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"mnist": MNIST_CLASSES, "fashion-mnist": FASHION_MNIST_CLASSES}
+)
 
 
 def dataset_class_names(dataset: str | None) -> tuple[str, ...] | None:

@@ -84,8 +84,12 @@ def _resolve(spec: str, *, input_shape: tuple[int, int, int] | None) -> LoadedMo
 def build_from_recipe(recipe: Mapping[str, Any]) -> LoadedModel:
     """Build a fresh model from a recipe (``source`` + name / path and factory)."""
     source = recipe.get("source")
-    builders = {"zoo": _build_zoo, "torchvision": _build_torchvision, "timm": _build_timm,
-                "file": _build_file}  # fmt: skip
+    builders = {
+        "zoo": _build_zoo,
+        "torchvision": _build_torchvision,
+        "timm": _build_timm,
+        "file": _build_file,
+    }
     if source not in builders:
         raise ModelError(f"unknown model source {source!r} in checkpoint recipe")
     model = builders[source](recipe)
@@ -104,9 +108,12 @@ def _build_zoo(recipe: Mapping[str, Any]) -> LoadedModel:
     else:
         class_names = dataset_class_names(entry.dataset)
     return LoadedModel(
-        module=entry.factory(), name=entry.name, input_spec=entry.input_spec,
-        class_names=class_names, dataset=entry.dataset,
-    )  # fmt: skip
+        module=entry.factory(),
+        name=entry.name,
+        input_spec=entry.input_spec,
+        class_names=class_names,
+        dataset=entry.dataset,
+    )
 
 
 def _build_torchvision(recipe: Mapping[str, Any]) -> LoadedModel:
@@ -115,9 +122,12 @@ def _build_torchvision(recipe: Mapping[str, Any]) -> LoadedModel:
     name = recipe["name"]
     module = tv.build_torchvision(name, pretrained=bool(recipe.get("pretrained")))
     return LoadedModel(
-        module=module, name=f"torchvision:{name}", input_spec=tv.imagenet_input_spec(name),
-        class_names=tv.imagenet_class_names(name), dataset="imagenet",
-    )  # fmt: skip
+        module=module,
+        name=f"torchvision:{name}",
+        input_spec=tv.imagenet_input_spec(name),
+        class_names=tv.imagenet_class_names(name),
+        dataset="imagenet",
+    )
 
 
 def _build_timm(recipe: Mapping[str, Any]) -> LoadedModel:
@@ -133,11 +143,14 @@ def _build_timm(recipe: Mapping[str, Any]) -> LoadedModel:
     channels, height, width = cfg.get("input_size", (3, 224, 224))
     crop_pct = float(cfg.get("crop_pct", 0.875))
     spec = InputSpec(
-        channels=channels, height=height, width=width,
+        channels=channels,
+        height=height,
+        width=width,
         mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
         std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
-        resize=ResizePolicy.CENTER_CROP, resize_to=round(height / crop_pct),
-    )  # fmt: skip
+        resize=ResizePolicy.CENTER_CROP,
+        resize_to=round(height / crop_pct),
+    )
     return LoadedModel(module=module, name=f"timm:{name}", input_spec=spec)
 
 
@@ -172,10 +185,11 @@ def _build_file(recipe: Mapping[str, Any]) -> LoadedModel:
             f"{path}:{recipe['factory']} returned {type(module).__name__}, not an nn.Module"
         )
     return LoadedModel(
-        module=module, name=f"{path.stem}:{recipe['factory']}",
+        module=module,
+        name=f"{path.stem}:{recipe['factory']}",
         input_spec=_user_input_spec(module, recipe, path),
         class_names=tuple(getattr(module, "class_names", ()) or ()) or None,
-    )  # fmt: skip
+    )
 
 
 def _user_input_spec(module: nn.Module, recipe: Mapping[str, Any], path: Path) -> InputSpec:

@@ -40,9 +40,14 @@ def imagenet_input_spec(name: str) -> InputSpec:
     mean = tuple(getattr(transforms, "mean", (0.485, 0.456, 0.406)))
     std = tuple(getattr(transforms, "std", (0.229, 0.224, 0.225)))
     return InputSpec(
-        channels=3, height=crop, width=crop, mean=mean, std=std,
-        resize=ResizePolicy.CENTER_CROP, resize_to=resize,
-    )  # fmt: skip
+        channels=3,
+        height=crop,
+        width=crop,
+        mean=mean,
+        std=std,
+        resize=ResizePolicy.CENTER_CROP,
+        resize_to=resize,
+    )
 
 
 def imagenet_class_names(name: str) -> tuple[str, ...] | None:

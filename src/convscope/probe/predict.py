@@ -20,8 +20,11 @@ class Prediction:
     label: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"input": self.input, "probs": self.probs,
-                                "top": [[name, p] for name, p in self.top]}  # fmt: skip
+        data: dict[str, Any] = {
+            "input": self.input,
+            "probs": self.probs,
+            "top": [[name, p] for name, p in self.top],
+        }
         if self.label is not None:
             data["label"] = self.label
         return data
@@ -61,8 +64,14 @@ def probabilities(model: LoadedModel, batch: torch.Tensor) -> torch.Tensor:
     return outputs if model.outputs_probabilities else torch.softmax(outputs, dim=1)
 
 
-def predict(model: LoadedModel, batch: torch.Tensor, names: list[str], *, top_k: int = 3,
-            labels: list[str | None] | None = None) -> Predictions:  # fmt: skip
+def predict(
+    model: LoadedModel,
+    batch: torch.Tensor,
+    names: list[str],
+    *,
+    top_k: int = 3,
+    labels: list[str | None] | None = None,
+) -> Predictions:
     """Predict ``batch`` (N x C x H x W, already preprocessed); ``names`` label each input."""
     probs = probabilities(model, batch)
     classes = model.class_names or tuple(str(i) for i in range(probs.shape[1]))
@@ -70,10 +79,11 @@ def predict(model: LoadedModel, batch: torch.Tensor, names: list[str], *, top_k:
     values, indices = probs.topk(k, dim=1)
     results = [
         Prediction(
-            input=name, probs=[round(float(p), 6) for p in row],
+            input=name,
+            probs=[round(float(p), 6) for p in row],
             top=[(classes[int(i)], round(float(v), 6)) for v, i in zip(vals, idx, strict=True)],
             label=(labels[n] if labels else None),
-        )  # fmt: skip
+        )
         for n, (name, row, vals, idx) in enumerate(zip(names, probs, values, indices, strict=True))
     ]
     return Predictions(model=model.name, predictions=results)

@@ -74,8 +74,13 @@ def count_params(module: nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
-def summarize(model: LoadedModel | nn.Module, input_shape: tuple[int, ...] | None = None,
-              *, name: str | None = None, depth: int = 4) -> ModelSummary:  # fmt: skip
+def summarize(
+    model: LoadedModel | nn.Module,
+    input_shape: tuple[int, ...] | None = None,
+    *,
+    name: str | None = None,
+    depth: int = 4,
+) -> ModelSummary:
     """Summarise ``model`` on one input of ``input_shape`` (C, H, W; default: its input spec)."""
     if isinstance(model, LoadedModel):
         module, input_shape = model.module, input_shape or model.input_spec.shape
@@ -87,9 +92,13 @@ def summarize(model: LoadedModel | nn.Module, input_shape: tuple[int, ...] | Non
     names = {id(m): n for n, m in module.named_modules()}
     try:
         stats = torchinfo.summary(
-            module, input_data=torch.zeros(1, *input_shape), depth=depth, verbose=0, mode="eval",
+            module,
+            input_data=torch.zeros(1, *input_shape),
+            depth=depth,
+            verbose=0,
+            mode="eval",
             device="cpu",
-        )  # fmt: skip
+        )
     except RuntimeError as exc:
         cause = str(exc.__cause__ or exc).strip().splitlines()[-1][:160]
         raise ModelError(
@@ -103,13 +112,22 @@ def summarize(model: LoadedModel | nn.Module, input_shape: tuple[int, ...] | Non
         params, trainable = count_params(info.module)
         if info.is_recursive:
             params = trainable = 0  # a module called again: counted at its first call
-        rows.append(LayerRow(
-            name=names.get(id(info.module), info.var_name), type=info.class_name,
-            depth=info.depth, output_shape=info.output_size, params=params,
-            trainable_params=trainable,
-        ))  # fmt: skip
+        rows.append(
+            LayerRow(
+                name=names.get(id(info.module), info.var_name),
+                type=info.class_name,
+                depth=info.depth,
+                output_shape=info.output_size,
+                params=params,
+                trainable_params=trainable,
+            )
+        )
     total, trainable = count_params(module)
     return ModelSummary(
-        model=name or type(module).__name__, input_shape=list(input_shape), layers=rows,
-        total_params=total, trainable_params=trainable, non_trainable_params=total - trainable,
-    )  # fmt: skip
+        model=name or type(module).__name__,
+        input_shape=list(input_shape),
+        layers=rows,
+        total_params=total,
+        trainable_params=trainable,
+        non_trainable_params=total - trainable,
+    )

@@ -35,15 +35,19 @@ def summary_table(summary: ModelSummary) -> Table:
     table.add_column("Output shape", style="magenta")
     table.add_column("Param #", justify="right", style="green")
     for row in summary.layers:
-        table.add_row("  " * (row.depth - 1) + row.name, row.type, _shape(row.output_shape),
-                      f"{row.params:,}")  # fmt: skip
+        table.add_row(
+            "  " * (row.depth - 1) + row.name, row.type, _shape(row.output_shape), f"{row.params:,}"
+        )
     return table
 
 
 def summary_text(summary: ModelSummary) -> str:
     """Plain-text table (for ``print`` and logs)."""
-    lines = [f"{summary.model}  (input {_shape(summary.input_shape)})",
-             f"{'Layer (type)':<44}{'Output shape':<24}{'Param #':>12}", "=" * 80]  # fmt: skip
+    lines = [
+        f"{summary.model}  (input {_shape(summary.input_shape)})",
+        f"{'Layer (type)':<44}{'Output shape':<24}{'Param #':>12}",
+        "=" * 80,
+    ]
     for row in summary.layers:
         label = f"{'  ' * (row.depth - 1)}{row.name} ({row.type})"
         lines.append(f"{label:<44}{_shape(row.output_shape):<24}{row.params:>12,}")

@@ -51,7 +51,9 @@ class TrainConfig:
         if self.lr <= 0:
             raise ConvscopeError("learning rate must be positive")
         if self.optimizer not in OPTIMIZERS:
-            raise ConvscopeError(f"unknown optimizer {self.optimizer!r}; use {', '.join(OPTIMIZERS)}")
+            raise ConvscopeError(
+                f"unknown optimizer {self.optimizer!r}; use {', '.join(OPTIMIZERS)}"
+            )
         if not 0 <= self.val_split < 1:
             raise ConvscopeError("validation split must be in [0, 1)")
 
@@ -77,28 +79,37 @@ class TrainResult:
     test_acc: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metrics": [asdict(e) for e in self.epochs], "test_loss": self.test_loss,
-                "test_acc": self.test_acc}  # fmt: skip
+        return {
+            "metrics": [asdict(e) for e in self.epochs],
+            "test_loss": self.test_loss,
+            "test_acc": self.test_acc,
+        }
 
 
 class Batches:
     """Model-ready batches from a uint8 dataset, built by indexing."""
 
-    def __init__(self, pixels: torch.Tensor, labels: torch.Tensor, spec: InputSpec,
-                 channels_last: bool) -> None:  # fmt: skip
+    def __init__(
+        self, pixels: torch.Tensor, labels: torch.Tensor, spec: InputSpec, channels_last: bool
+    ) -> None:
         self.pixels, self.labels, self.spec = pixels, labels, spec
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def iterate(self, batch_size: int, generator: torch.Generator | None = None
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+    def iterate(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(inputs, labels)``; shuffled when a generator is given."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else None
         for start in range(0, n, batch_size):
-            index = order[start : start + batch_size] if order is not None else slice(start, start + batch_size)
+            index = (
+                order[start : start + batch_size]
+                if order is not None
+                else slice(start, start + batch_size)
+            )
             x = self.spec.normalize(self.pixels[index]).contiguous(memory_format=self.memory_format)
             yield x, self.labels[index]
 
@@ -120,13 +131,19 @@ def make_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.Optimi
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                           weight_decay=config.weight_decay)  # fmt: skip
+    return torch.optim.SGD(
+        params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
 
 
-def train_epoch(module: nn.Module, optimizer: torch.optim.Optimizer, batches: Batches,
-                batch_size: int, generator: torch.Generator,
-                progress: ProgressFn | None = None) -> tuple[float, float]:  # fmt: skip
+def train_epoch(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Batches,
+    batch_size: int,
+    generator: torch.Generator,
+    progress: ProgressFn | None = None,
+) -> tuple[float, float]:
     """One pass over ``batches`` in train mode; returns (mean loss, accuracy)."""
     module.train()
     total_loss, correct, seen = 0.0, 0, 0
@@ -166,9 +183,14 @@ def split_train_val(dataset: ArrayDataset, config: TrainConfig) -> tuple[np.ndar
     return stratified_split(dataset.labels, config.val_split, seed=config.seed)
 
 
-def fit(model: LoadedModel, train: ArrayDataset, test: ArrayDataset | None, config: TrainConfig,
-        progress: ProgressFn | None = None,
-        on_epoch: Callable[[EpochMetrics], None] | None = None) -> TrainResult:  # fmt: skip
+def fit(
+    model: LoadedModel,
+    train: ArrayDataset,
+    test: ArrayDataset | None,
+    config: TrainConfig,
+    progress: ProgressFn | None = None,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+) -> TrainResult:
     """Train ``model`` in place on ``train`` and report per-epoch metrics and test accuracy."""
     spec, module = model.input_spec, model.module
     pixels = dataset_pixels(train, spec)
@@ -186,15 +208,23 @@ def fit(model: LoadedModel, train: ArrayDataset, test: ArrayDataset | None, conf
         try:
             for epoch in range(1, config.epochs + 1):
                 started = time.perf_counter()
-                loss, acc = train_epoch(module, optimizer, fit_set, config.batch_size, generator, progress)
+                loss, acc = train_epoch(
+                    module, optimizer, fit_set, config.batch_size, generator, progress
+                )
                 val_loss, val_acc = evaluate(module, val_set) if len(val_set) else (None, None)
-                metrics = EpochMetrics(epoch, loss, acc, val_loss, val_acc, time.perf_counter() - started)
+                metrics = EpochMetrics(
+                    epoch, loss, acc, val_loss, val_acc, time.perf_counter() - started
+                )
                 result.epochs.append(metrics)
                 if on_epoch:
                     on_epoch(metrics)
             if test is not None:
-                test_set = Batches(dataset_pixels(test, spec), torch.from_numpy(test.labels.astype(np.int64)),
-                                   spec, config.channels_last)  # fmt: skip
+                test_set = Batches(
+                    dataset_pixels(test, spec),
+                    torch.from_numpy(test.labels.astype(np.int64)),
+                    spec,
+                    config.channels_last,
+                )
                 result.test_loss, result.test_acc = evaluate(module, test_set)
         finally:
             module.to(memory_format=torch.contiguous_format)
