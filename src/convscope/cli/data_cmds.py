@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from convscope.cli.app import ArgumentParser, add_command
-from convscope.cli.output import console, download_progress, print_json
+from convscope.cli.output import console, download_progress, print_json, print_records
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -60,14 +60,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     from convscope.data.datasets import list_datasets
-    from convscope.render.tables import records_table
 
     records = list_datasets(from_dir=args.from_dir)
-    if args.json:
-        print_json(records)
-    else:
-        columns = ["name", "splits", "source", "path", "verified"]
-        console().print(records_table("Datasets", records, columns))
+    columns = ["name", "splits", "source", "path", "verified"]
+    print_records(records, as_json=args.json, title="Datasets", columns=columns)
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from convscope.cli.app import add_command
-from convscope.cli.output import console, print_json
+from convscope.cli.output import print_records, print_result
 from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
 
@@ -107,7 +107,6 @@ def run_models(args: argparse.Namespace) -> int:
     from convscope.models.loading import load_model
     from convscope.models.registry import zoo
     from convscope.probe.summary import count_params
-    from convscope.render.tables import records_table
 
     records = []
     for entry in zoo().values():
@@ -122,11 +121,8 @@ def run_models(args: argparse.Namespace) -> int:
                 "reference": entry.reference,
             }
         )
-    if args.json:
-        print_json(records)
-    else:
-        columns = ["name", "params", "input_shape", "dataset", "description"]
-        console().print(records_table("convscope model zoo", records, columns))
+    columns = ["name", "params", "input_shape", "dataset", "description"]
+    print_records(records, as_json=args.json, title="convscope model zoo", columns=columns)
     return 0
 
 
@@ -136,27 +132,20 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.depth < 1:
         raise ConvscopeError("--depth must be at least 1")
     result = summarize(load(args), depth=args.depth)
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        console().print(result)
+    print_result(result, as_json=args.json)
     return 0
 
 
 def run_layers(args: argparse.Namespace) -> int:
     from convscope.probe.summary import summarize
-    from convscope.render.tables import records_table
 
     result = summarize(load(args), depth=64)
     records = [
         {"name": r.name, "type": r.type, "output_shape": r.output_shape, "params": r.params}
         for r in result.layers
     ]
-    if args.json:
-        print_json(records)
-    else:
-        columns = ["name", "type", "output_shape", "params"]
-        console().print(records_table(f"{result.model}: layers", records, columns))
+    columns = ["name", "type", "output_shape", "params"]
+    print_records(records, as_json=args.json, title=f"{result.model}: layers", columns=columns)
     return 0
 
 
@@ -171,8 +160,5 @@ def run_predict(args: argparse.Namespace) -> int:
     batch = to_batch(images, model.input_spec)
     labels = [image.label_name for image in images]
     result = predict(model, batch, [image.name for image in images], top_k=args.top, labels=labels)
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        console().print(result)
+    print_result(result, as_json=args.json)
     return 0

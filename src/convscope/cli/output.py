@@ -18,6 +18,26 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def print_records(
+    records: list[dict[str, Any]], *, as_json: bool, title: str, columns: list[str]
+) -> None:
+    """Records as one JSON document, or as a rich table of ``columns`` for people."""
+    if as_json:
+        print_json(records)
+        return
+    from convscope.render.tables import records_table
+
+    console().print(records_table(title, records, columns))
+
+
+def print_result(result: Any, *, as_json: bool) -> None:
+    """A result object as JSON (its ``to_dict()``), or rendered by rich for people."""
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        console().print(result)
+
+
 def console() -> Console:
     """The stdout console for people."""
     return Console()

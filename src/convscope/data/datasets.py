@@ -258,35 +258,35 @@ def _one_line(text: str) -> str:
 # Verification
 
 
+def _check_payload(
+    info: DatasetInfo, split: SplitInfo, array: np.ndarray, kind: str, origin: str
+) -> None:
+    """Fail unless ``array`` is this split's uint8 ``kind`` ("images"/"labels") with the right digest."""
+    if kind == "images":
+        shape, expected = (split.size, *info.image_shape), split.images_sha256
+    else:
+        shape, expected = (split.size,), split.labels_sha256
+    if array.dtype != np.uint8 or array.shape != shape:
+        raise DataError(
+            f"{origin}: expected uint8 {kind} of shape {shape}, found {array.dtype} "
+            f"{array.shape}; it is not {info.name} {split.name} {kind}"
+        )
+    digest = payload_sha256(array)
+    if digest != expected:
+        raise DataError(
+            f"{origin}: {kind} sha256 {digest[:16]}… differs from the expected "
+            f"{expected[:16]}…; the file is corrupt or not {info.name} {split.name}"
+        )
+
+
 def _check_images(info: DatasetInfo, split: SplitInfo, images: np.ndarray, origin: str) -> None:
     """Fail unless ``images`` are this split's uint8 pixels with the right digest."""
-    shape = (split.size, *info.image_shape)
-    if images.dtype != np.uint8 or images.shape != shape:
-        raise DataError(
-            f"{origin}: expected uint8 images of shape {shape}, found {images.dtype} "
-            f"{images.shape}; it is not {info.name} {split.name} images"
-        )
-    digest = payload_sha256(images)
-    if digest != split.images_sha256:
-        raise DataError(
-            f"{origin}: pixel sha256 {digest[:16]}… differs from the expected "
-            f"{split.images_sha256[:16]}…; the file is corrupt or not {info.name} {split.name}"
-        )
+    _check_payload(info, split, images, "images", origin)
 
 
 def _check_labels(info: DatasetInfo, split: SplitInfo, labels: np.ndarray, origin: str) -> None:
     """Fail unless ``labels`` are this split's uint8 labels with the right digest."""
-    if labels.dtype != np.uint8 or labels.shape != (split.size,):
-        raise DataError(
-            f"{origin}: expected {split.size} uint8 labels, found {labels.dtype} "
-            f"{labels.shape}; it is not {info.name} {split.name} labels"
-        )
-    digest = payload_sha256(labels)
-    if digest != split.labels_sha256:
-        raise DataError(
-            f"{origin}: label sha256 {digest[:16]}… differs from the expected "
-            f"{split.labels_sha256[:16]}…; the file is corrupt or not {info.name} {split.name}"
-        )
+    _check_payload(info, split, labels, "labels", origin)
 
 
 def _verify_arrays(info: DatasetInfo, arrays: Arrays, origin: str) -> None:
