@@ -12,7 +12,8 @@ from convscope.data.datasets import load_dataset
 from convscope.data.sampling import stratified_indices
 from convscope.errors import ConvscopeError
 from convscope.models.loading import load_model
-from convscope.train.loop import TrainConfig, fit
+from convscope.train.loop import TrainConfig
+from convscope.train.trainer import fit
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,9 @@ def test_it_learns_and_leaves_callers_rng_alone(small_fashion) -> None:
     before = torch.random.get_rng_state()
     result = fit(model, train, test, TrainConfig(epochs=3, batch_size=32, seed=0))
     assert torch.equal(torch.random.get_rng_state(), before)
-    assert result.epochs[-1].train_loss < result.epochs[0].train_loss
+    assert result.epochs[0].epoch == 0 and result.epochs[0].train_loss is None
+    assert result.epochs[-1].train_loss < result.epochs[1].train_loss
+    assert result.epochs[-1].val_loss < result.epochs[0].val_loss
     assert result.test_acc > 0.5  # chance is 0.1
     assert not model.module.training
     assert model.module.conv2d_1.weight.is_contiguous()
@@ -81,7 +84,9 @@ def test_validation_split_is_stratified(small_fashion) -> None:
 def test_classic_lenet_trains_on_padded_digits(small_fashion) -> None:
     train, test = small_fashion
     result = fit(load_model("lenet5-classic"), train, test, TrainConfig(epochs=1, val_split=0))
-    assert result.epochs[0].val_acc is None and result.test_acc is not None
+    assert [e.epoch for e in result.epochs] == [0, 1]
+    assert result.epochs[1].val_acc is None and result.test_acc is not None
+    assert result.confusion.sum() == 500
 
 
 @pytest.mark.parametrize(

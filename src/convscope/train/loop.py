@@ -8,7 +8,6 @@ inside ``torch.random.fork_rng`` so the caller's random state is left alone.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,9 +20,9 @@ from torch import nn
 from convscope.data.arrays import ArrayDataset
 from convscope.data.preprocess import InputSpec
 from convscope.errors import ConvscopeError
-from convscope.models.loaded import LoadedModel
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("none", "cosine", "step")
 
 #: progress(phase, batches_done, batches_total, running_loss, running_acc)
 ProgressFn = Callable[[str, int, int, float, float], None]
@@ -42,6 +41,8 @@ class TrainConfig:
     seed: int = 0
     val_split: float = 0.2
     channels_last: bool = True
+    lr_schedule: str = "none"
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -56,18 +57,34 @@ class TrainConfig:
             )
         if not 0 <= self.val_split < 1:
             raise ConvscopeError("validation split must be in [0, 1)")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConvscopeError(
+                f"unknown learning-rate schedule {self.lr_schedule!r}; use {', '.join(LR_SCHEDULES)}"
+            )
+        if self.patience is not None and self.patience < 1:
+            raise ConvscopeError("patience must be at least 1 epoch")
 
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """Loss and accuracy of one epoch (validation values are None without a split)."""
+    """Loss and accuracy of one epoch (validation values are None without a split).
+
+    Epoch 0 is the state before any update: it has validation numbers only.
+    """
 
     epoch: int
-    train_loss: float
-    train_acc: float
+    train_loss: float | None
+    train_acc: float | None
     val_loss: float | None
     val_acc: float | None
     seconds: float
+    lr: float | None = None
+    batch_losses: tuple[float, ...] = ()
+
+    def values(self) -> dict[str, float]:
+        """The metrics that exist, by name (for the run store)."""
+        names = ("train_loss", "train_acc", "val_loss", "val_acc", "seconds", "lr")
+        return {n: float(getattr(self, n)) for n in names if getattr(self, n) is not None}
 
 
 @dataclass
@@ -77,10 +94,15 @@ class TrainResult:
     epochs: list[EpochMetrics] = field(default_factory=list)
     test_loss: float | None = None
     test_acc: float | None = None
+    confusion: np.ndarray | None = None
+    stopped_early: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "metrics": [asdict(e) for e in self.epochs],
+            "metrics": [
+                {k: v for k, v in asdict(e).items() if k != "batch_losses"} for e in self.epochs
+            ],
+            "stopped_early": self.stopped_early,
             "test_loss": self.test_loss,
             "test_acc": self.test_acc,
         }
@@ -143,6 +165,7 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     progress: ProgressFn | None = None,
+    batch_losses: list[float] | None = None,
 ) -> tuple[float, float]:
     """One pass over ``batches`` in train mode; returns (mean loss, accuracy)."""
     module.train()
@@ -155,6 +178,8 @@ def train_epoch(
         loss.backward()
         optimizer.step()
         total_loss += loss.item() * len(y)
+        if batch_losses is not None:
+            batch_losses.append(loss.item())
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
         if progress:
@@ -183,50 +208,23 @@ def split_train_val(dataset: ArrayDataset, config: TrainConfig) -> tuple[np.ndar
     return stratified_split(dataset.labels, config.val_split, seed=config.seed)
 
 
-def fit(
-    model: LoadedModel,
-    train: ArrayDataset,
-    test: ArrayDataset | None,
-    config: TrainConfig,
-    progress: ProgressFn | None = None,
-    on_epoch: Callable[[EpochMetrics], None] | None = None,
-) -> TrainResult:
-    """Train ``model`` in place on ``train`` and report per-epoch metrics and test accuracy."""
-    spec, module = model.input_spec, model.module
-    pixels = dataset_pixels(train, spec)
-    labels = torch.from_numpy(train.labels.astype(np.int64))
-    train_idx, val_idx = split_train_val(train, config)
-    fit_set = Batches(pixels[train_idx], labels[train_idx], spec, config.channels_last)
-    val_set = Batches(pixels[val_idx], labels[val_idx], spec, config.channels_last)
-    result = TrainResult()
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        generator = torch.Generator().manual_seed(config.seed)
-        module.to(memory_format=memory_format)
-        optimizer = make_optimizer(module, config)
-        try:
-            for epoch in range(1, config.epochs + 1):
-                started = time.perf_counter()
-                loss, acc = train_epoch(
-                    module, optimizer, fit_set, config.batch_size, generator, progress
-                )
-                val_loss, val_acc = evaluate(module, val_set) if len(val_set) else (None, None)
-                metrics = EpochMetrics(
-                    epoch, loss, acc, val_loss, val_acc, time.perf_counter() - started
-                )
-                result.epochs.append(metrics)
-                if on_epoch:
-                    on_epoch(metrics)
-            if test is not None:
-                test_set = Batches(
-                    dataset_pixels(test, spec),
-                    torch.from_numpy(test.labels.astype(np.int64)),
-                    spec,
-                    config.channels_last,
-                )
-                result.test_loss, result.test_acc = evaluate(module, test_set)
-        finally:
-            module.to(memory_format=torch.contiguous_format)
-            module.eval()
-    return result
+def confusion_matrix(module: nn.Module, batches: Batches, n_classes: int) -> np.ndarray:
+    """Counts of (true class, predicted class) over ``batches`` in eval mode."""
+    module.eval()
+    counts = torch.zeros(n_classes * n_classes, dtype=torch.int64)
+    with torch.no_grad():
+        for x, y in batches.iterate(1000):
+            predicted = module(x).argmax(1)
+            counts += torch.bincount(y * n_classes + predicted, minlength=n_classes * n_classes)
+    return counts.view(n_classes, n_classes).numpy()
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-epoch learning-rate schedule: cosine to zero, or /10 at each third of the run."""
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, config.epochs // 3))
+    return None

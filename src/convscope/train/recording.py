@@ -1,0 +1,71 @@
+"""What a run records each epoch: layer outputs on a fixed probe set, and conv kernels.
+
+Recording runs on the probe set only, in eval mode under ``torch.no_grad()``, with
+hooks scoped by :func:`convscope.probe.activations.capture`; the model's training
+flag is restored afterwards. The probe set is a seeded stratified sample of the
+validation part, fixed for the whole run, so every epoch's snapshot shows the same
+images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from convscope.data.preprocess import InputSpec
+from convscope.data.sampling import stratified_indices
+from convscope.probe.activations import capture, resolve_layers
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    """Probe images (uint8, at model size), their labels and indices in the training split."""
+
+    indices: np.ndarray
+    pixels: torch.Tensor
+    labels: np.ndarray
+
+
+def make_probe_set(pixels: torch.Tensor, labels: np.ndarray, pool: np.ndarray, per_class: int,
+                   seed: int) -> ProbeSet:  # fmt: skip
+    """``per_class`` images of each class drawn (seeded) from the indices in ``pool``."""
+    chosen = pool[stratified_indices(labels[pool], per_class, seed=seed, strict=False)]
+    return ProbeSet(indices=chosen, pixels=pixels[chosen], labels=labels[chosen])
+
+
+def conv_kernels(module: nn.Module) -> dict[str, np.ndarray]:
+    """The weights of every convolution (any layer with a 4-D ``weight``), by layer name."""
+    kernels = {}
+    for name, layer in module.named_modules():
+        weight = getattr(layer, "weight", None)
+        if name and isinstance(weight, torch.Tensor) and weight.dim() == 4:
+            kernels[name] = weight.detach().to(torch.float32).contiguous().numpy().copy()
+    return kernels
+
+
+def snapshot_layers(module: nn.Module, probe: ProbeSet, spec: InputSpec, layers: list[str],
+                    batch_size: int = 500) -> dict[str, np.ndarray]:  # fmt: skip
+    """Outputs of ``layers`` for every probe image (float32, batch axis first).
+
+    A layer called several times in one forward pass contributes its last call.
+    """
+    if not layers:
+        return {}
+    resolve_layers(module, layers)
+    was_training = module.training
+    module.eval()
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    try:
+        with torch.no_grad():
+            for start in range(0, len(probe.labels), batch_size):
+                x = spec.normalize(probe.pixels[start : start + batch_size])
+                with capture(module, layers) as got:
+                    module(x)
+                for name in layers:
+                    parts[name].append(got.output(name).to(torch.float32))
+    finally:
+        module.train(was_training)
+    return {name: torch.cat(chunks).contiguous().numpy() for name, chunks in parts.items()}

@@ -1,0 +1,195 @@
+"""A training run kept in the run store: record every epoch, resume after a crash.
+
+Each epoch (epoch 0 = before any update) commits its metrics, the recorded layer
+snapshots on the probe set, every conv layer's kernels and a checkpoint carrying
+the trainer state, all in one store transaction. ``resume_run`` restarts from the
+last committed epoch; the epoch that was in progress is trained again.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convscope.data.arrays import ArrayDataset
+from convscope.data.datasets import load_dataset
+from convscope.data.sampling import stratified_indices
+from convscope.errors import ConvscopeError
+from convscope.models.checkpoint import read_torch_file, save_checkpoint
+from convscope.models.loaded import LoadedModel
+from convscope.models.loading import load_model
+from convscope.probe.activations import resolve_layers
+from convscope.train.loop import EpochMetrics, ProgressFn, TrainConfig, TrainResult
+from convscope.train.recording import ProbeSet, conv_kernels, make_probe_set, snapshot_layers
+from convscope.train.trainer import Trainer, TrainerState
+
+DEFAULT_STORE = Path("convscope-runs")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What to train and record; stored as the run's config."""
+
+    model: str
+    data: str
+    config: TrainConfig = field(default_factory=TrainConfig)
+    record: tuple[str, ...] = ()
+    probe_per_class: int = 100
+    subset: int | None = None
+    record_kernels: bool = True
+    record_batch_loss: bool = False
+    name: str | None = None
+    study: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["record"] = list(self.record)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSettings:
+        values = dict(data)
+        values["config"] = TrainConfig(**values["config"])
+        values["record"] = tuple(values.get("record", ()))
+        return cls(**values)
+
+
+@dataclass
+class RunOutcome:
+    """The run's id, its training result and the trained model."""
+
+    run_id: str
+    result: TrainResult
+    model: LoadedModel
+
+
+class StoreRecorder:
+    """Commits each epoch to the store: metrics, snapshots, kernels and a checkpoint."""
+
+    def __init__(self, store: Any, run_id: str, probe: ProbeSet, settings: RunSettings) -> None:
+        self.store, self.run_id, self.probe, self.settings = store, run_id, probe, settings
+
+    def arrays(self, trainer: Trainer, metrics: EpochMetrics) -> dict[tuple[str, str], np.ndarray]:
+        """What this epoch records, keyed by (kind, name)."""
+        module, spec = trainer.module, trainer.model.input_spec
+        layers = list(self.settings.record)
+        found = snapshot_layers(module, self.probe, spec, layers)
+        arrays = {("snapshot", name): value for name, value in found.items()}
+        if self.settings.record_kernels:
+            arrays |= {("kernels", name): value for name, value in conv_kernels(module).items()}
+        if metrics.batch_losses:
+            arrays[("batch_loss", "train")] = np.asarray(metrics.batch_losses, dtype=np.float32)
+        return arrays
+
+    def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
+        state = trainer.state().to_dict()
+
+        def write_checkpoint(path: Path) -> None:
+            save_checkpoint(
+                trainer.model, path, extra={"trainer_state": state, "run_id": self.run_id}
+            )
+
+        self.store.commit_epoch(
+            self.run_id, metrics.epoch, metrics=metrics.values(),
+            arrays=self.arrays(trainer, metrics), checkpoint=write_checkpoint,
+            seconds=metrics.seconds if metrics.epoch else None,
+        )  # fmt: skip
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        if result.test_acc is not None:
+            self.store.add_epoch_metrics(self.run_id, trainer.epoch,
+                                         {"test_loss": result.test_loss, "test_acc": result.test_acc})  # fmt: skip
+        if result.confusion is not None:
+            self.store.add_run_array(self.run_id, "confusion", "test", result.confusion)
+
+
+def prepare_data(settings: RunSettings) -> tuple[ArrayDataset, ArrayDataset]:
+    """Train (optionally a stratified subset) and test splits of the run's dataset."""
+    train, test = load_dataset(settings.data, "train"), load_dataset(settings.data, "test")
+    if settings.subset is not None:
+        n_classes = len(train.class_names)
+        if settings.subset < 2 * n_classes:
+            raise ConvscopeError(f"--subset must be at least {2 * n_classes} (2 per class)")
+        keep = stratified_indices(train.labels, settings.subset // n_classes,
+                                  seed=settings.config.seed)  # fmt: skip
+        train = replace(train, images=train.images[keep], labels=train.labels[keep])
+    return train, test
+
+
+def _check_classes(model: LoadedModel, train: ArrayDataset) -> None:
+    if model.class_names and len(model.class_names) != len(train.class_names):
+        raise ConvscopeError(
+            f"{model.name} predicts {len(model.class_names)} classes but {train.name} has "
+            f"{len(train.class_names)}"
+        )
+
+
+def _probe_for(trainer: Trainer, settings: RunSettings, train: ArrayDataset) -> ProbeSet:
+    pool = trainer.val_idx if len(trainer.val_idx) else trainer.train_idx
+    return make_probe_set(trainer.pixels, train.labels, pool, settings.probe_per_class,
+                          settings.config.seed)  # fmt: skip
+
+
+def _execute(store: Any, run_id: str, model: LoadedModel, settings: RunSettings,
+             state: TrainerState | None, progress: ProgressFn | None,
+             callbacks: Sequence[Any]) -> RunOutcome:  # fmt: skip
+    train, test = prepare_data(settings)
+    _check_classes(model, train)
+    model.class_names, model.dataset = train.class_names, settings.data
+    resolve_layers(model.module, settings.record)
+    trainer = Trainer(model, train, settings.config, test=test, progress=progress,
+                      record_batch_loss=settings.record_batch_loss)  # fmt: skip
+    probe = _probe_for(trainer, settings, train)
+    if state is None and not store.artifacts(run_id, kind="probe"):
+        store.add_run_array(run_id, "probe", "indices", probe.indices)
+        store.add_run_array(run_id, "probe", "labels", probe.labels)
+    else:
+        trainer.restore(state)
+    trainer.callbacks = [StoreRecorder(store, run_id, probe, settings), *callbacks]
+    try:
+        result = trainer.run()
+    except KeyboardInterrupt:
+        store.set_status(run_id, "interrupted")
+        raise
+    except BaseException:
+        store.set_status(run_id, "failed")
+        raise
+    store.set_status(run_id, "finished")
+    return RunOutcome(run_id, result, model)
+
+
+def train_run(settings: RunSettings, *, store: Any, progress: ProgressFn | None = None,
+              callbacks: Sequence[Any] = ()) -> RunOutcome:  # fmt: skip
+    """Create a run in ``store`` and train it, recording every epoch from epoch 0."""
+    model = load_model(settings.model, seed=settings.config.seed)
+    resolve_layers(model.module, settings.record)
+    config = settings.to_dict() | {"build": model.build, "host": socket.gethostname()}
+    name = settings.name or f"{model.name}-{settings.data}"
+    run = store.create_run(name=name, model=model.name, dataset=settings.data, config=config,
+                           study=settings.study)  # fmt: skip
+    return _execute(store, run.id, model, settings, None, progress, callbacks)
+
+
+def resume_run(ref: str, *, store: Any, progress: ProgressFn | None = None) -> RunOutcome:
+    """Continue an interrupted run from its last committed epoch."""
+    from convscope.models.checkpoint import load_checkpoint
+
+    run = store.run(ref)
+    if run.status == "finished":
+        raise ConvscopeError(f"run {run.id} ({run.name}) has already finished; nothing to resume")
+    settings = RunSettings.from_dict({k: v for k, v in run.config.items()
+                                      if k in RunSettings.__dataclass_fields__})  # fmt: skip
+    latest = store.latest_checkpoint(run.id)
+    store.set_status(run.id, "running")
+    if latest is None:  # killed before epoch 0 was committed: start again
+        model = load_model(settings.model, seed=settings.config.seed)
+        return _execute(store, run.id, model, settings, None, progress, ())
+    _, path = latest
+    model = load_checkpoint(path)
+    state = TrainerState.from_dict(read_torch_file(path)["extra"]["trainer_state"])
+    return _execute(store, run.id, model, settings, state, progress, ())

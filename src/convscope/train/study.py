@@ -1,0 +1,137 @@
+"""The study: several architectures trained on one dataset with the same settings.
+
+Reproduces the architectures reference: the four Fashion-MNIST models, Adam,
+batch 500, validation split 0.2, ``hidden`` recorded on the probe set from epoch 0.
+Each model is a run of one named study in the run store; the study folder's
+pictures and tables are built from the store, so they can be redrawn any time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convscope.errors import ConvscopeError
+from convscope.train.loop import ProgressFn, TrainConfig
+from convscope.train.results import RunResult, StudyResult
+from convscope.train.run import RunSettings, train_run
+
+STUDY_MODELS = ("sequential", "inception", "residual", "inception-residual")
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """What a study trains; the defaults are the reference's."""
+
+    name: str = "architectures"
+    models: tuple[str, ...] = STUDY_MODELS
+    data: str = "fashion-mnist"
+    config: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, batch_size=500))
+    record: tuple[str, ...] = ("hidden",)
+    subset: int | None = None
+    probe_per_class: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ConvscopeError("a study needs at least one model")
+        if len(set(self.models)) != len(self.models):
+            raise ConvscopeError("each model may appear only once in a study")
+
+
+def run_settings(settings: StudySettings, model: str) -> RunSettings:
+    """The run settings of one model of the study."""
+    return RunSettings(
+        model=model, data=settings.data, config=settings.config, record=settings.record,
+        probe_per_class=settings.probe_per_class, subset=settings.subset,
+        name=f"{settings.name}/{model}", study=settings.name,
+    )  # fmt: skip
+
+
+def run_study(
+    settings: StudySettings,
+    *,
+    store: Any,
+    out_dir: Path | None = None,
+    progress_for: Callable[[str], Any] | None = None,
+) -> StudyResult:
+    """Train every model of the study into ``store``; write the study folder if ``out_dir``."""
+    from convscope.models.loading import load_model
+    from convscope.probe.activations import resolve_layers
+
+    for model in settings.models:  # fail on a bad name or layer before hours of training
+        resolve_layers(load_model(model).module, settings.record)
+    run_ids = []
+    for model in settings.models:
+        context = progress_for(model) if progress_for else _no_progress()
+        with context as progress:
+            run_ids.append(
+                train_run(run_settings(settings, model), store=store, progress=progress).run_id
+            )
+    result = study_result(store, settings.name, run_ids=run_ids, settings=settings)
+    if out_dir is not None:
+        from convscope.render.study import write_study_folder
+
+        write_study_folder(result, Path(out_dir))
+    return result
+
+
+class _no_progress:
+    def __enter__(self) -> ProgressFn | None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def run_result(store: Any, run_id: str) -> RunResult:
+    """A run's curves, test numbers and confusion matrix, read back from the store."""
+    from convscope.data.classes import dataset_class_names
+    from convscope.models.loading import load_model
+    from convscope.probe.summary import count_params
+
+    run = store.run(run_id)
+    metrics = store.metrics(run.id)
+    epochs = metrics["epoch"]
+
+    def series(name: str) -> np.ndarray:
+        return metrics.get(name, np.full(len(epochs), np.nan))
+
+    last = lambda name: float(series(name)[-1]) if not np.isnan(series(name)[-1]) else None  # noqa: E731
+    seconds = series("seconds")[1:]
+    confusion = store.artifacts(run.id, kind="confusion")
+    return RunResult(
+        run_id=run.id, name=run.name, model=run.model,
+        params=count_params(load_model(run.config.get("model", run.model)).module)[0],
+        epochs=epochs.astype(int), train_loss=series("train_loss"), train_acc=series("train_acc"),
+        val_loss=series("val_loss"), val_acc=series("val_acc"),
+        class_names=dataset_class_names(run.dataset) or tuple(str(i) for i in range(10)),
+        test_loss=last("test_loss"), test_acc=last("test_acc"),
+        seconds_per_epoch=float(np.nanmean(seconds)) if len(seconds) else None,
+        confusion=store.load_array(confusion[0]) if confusion else None,
+    )  # fmt: skip
+
+
+def study_result(store: Any, name: str, *, run_ids: Sequence[str] | None = None,
+                 settings: StudySettings | None = None) -> StudyResult:  # fmt: skip
+    """The study's runs (its latest run of each model, or ``run_ids``) as a StudyResult."""
+    if run_ids is None:
+        latest: dict[str, str] = {}
+        for run in store.runs_of_study(name):
+            latest[run.model] = run.id  # runs come oldest first
+        run_ids = list(latest.values())
+    if not run_ids:
+        raise ConvscopeError(
+            f"no runs in study {name!r}; run `convscope study --name {name}` first"
+        )
+    runs = [run_result(store, run_id) for run_id in run_ids]
+    first = store.run(run_ids[0])
+    config = first.config.get("config", {})
+    info = {"dataset": first.dataset, **config, "record": first.config.get("record"),
+            "subset": first.config.get("subset"), "probe_per_class": first.config.get("probe_per_class")}  # fmt: skip
+    if settings is not None:
+        info["models"] = list(settings.models)
+    return StudyResult(name=name, dataset=first.dataset, runs=runs, settings=info)
