@@ -12,7 +12,7 @@ from convscope.models.loaded import LoadedModel
 
 MODEL_HELP = (
     "a zoo name (convscope models), torchvision:NAME, timm:NAME, path/file.py:factory, "
-    "or a checkpoint file"
+    "run:ID (a run's latest checkpoint) or a checkpoint file"
 )
 
 
@@ -73,6 +73,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="load this state dict or checkpoint into the model",
     )
     parser.add_argument(
+        "--store",
+        type=Path,
+        default=Path("convscope-runs"),
+        metavar="DIR",
+        help="run store for run:ID models (default ./convscope-runs)",
+    )
+    parser.add_argument(
         "--input-shape",
         type=parse_shape,
         metavar="C,H,W",
@@ -100,6 +107,7 @@ def load(args: argparse.Namespace) -> LoadedModel:
         weights=args.weights,
         input_shape=args.input_shape,
         seed=getattr(args, "seed", None),
+        store=args.store,
     )
 
 

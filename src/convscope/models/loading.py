@@ -24,7 +24,7 @@ from convscope.naming import close_matches
 
 MODEL_FORMS = (
     "a zoo name (see `convscope models`), torchvision:NAME, timm:NAME, "
-    "path/file.py:factory, or a checkpoint file"
+    "path/file.py:factory, run:ID, or a checkpoint file"
 )
 
 
@@ -34,13 +34,16 @@ def load_model(
     weights: str | Path | None = None,
     input_shape: tuple[int, int, int] | None = None,
     seed: int | None = None,
+    store: str | Path | None = None,
 ) -> LoadedModel:
     """Build or load the model ``spec`` names, in eval mode on the CPU.
 
     With ``seed`` the random initialisation is reproducible (the caller's random
-    state is left as it was).
+    state is left as it was). ``run:ID`` is read from ``store`` (default ./convscope-runs).
     """
-    if seed is None:
+    if spec.startswith("run:"):
+        model = _from_run(spec.split(":", 1)[1], store)
+    elif seed is None:
         model = _resolve(spec, input_shape=input_shape)
     else:
         with torch.random.fork_rng(devices=[]):
@@ -79,6 +82,20 @@ def _resolve(spec: str, *, input_shape: tuple[int, int, int] | None) -> LoadedMo
     if path.suffix or "/" in spec:
         raise ModelError(f"{spec}: no such file")
     raise ModelError(f"unknown model {spec!r}{close_matches(spec, zoo())}; MODEL is {MODEL_FORMS}")
+
+
+def _from_run(ref: str, store_path: str | Path | None) -> LoadedModel:
+    """The latest checkpoint of a run in the run store."""
+    from convscope.models.checkpoint import load_checkpoint
+    from convscope.store import open_store
+
+    with open_store(store_path or "convscope-runs", create=False) as store:
+        run = store.run(ref)
+        latest = store.latest_checkpoint(run.id)
+        if latest is None:
+            raise ModelError(f"run {run.id} ({run.name}) has no checkpoint yet")
+        model = load_checkpoint(latest[1])
+    return model
 
 
 def build_from_recipe(recipe: Mapping[str, Any]) -> LoadedModel:

@@ -121,17 +121,20 @@ class Batches:
         return int(self.labels.shape[0])
 
     def iterate(
-        self, batch_size: int, generator: torch.Generator | None = None
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield ``(inputs, labels)``; shuffled when a generator is given."""
+        """Yield ``(inputs, labels)``; shuffled when a generator is given.
+
+        With ``shard=(rank, world)`` each global batch is split between the ranks.
+        """
         n = len(self)
-        order = torch.randperm(n, generator=generator) if generator is not None else None
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        rank, world = shard
         for start in range(0, n, batch_size):
-            index = (
-                order[start : start + batch_size]
-                if order is not None
-                else slice(start, start + batch_size)
-            )
+            index = order[start : start + batch_size][rank::world]
             x = self.spec.normalize(self.pixels[index]).contiguous(memory_format=self.memory_format)
             yield x, self.labels[index]
 
@@ -166,12 +169,13 @@ def train_epoch(
     generator: torch.Generator,
     progress: ProgressFn | None = None,
     batch_losses: list[float] | None = None,
-) -> tuple[float, float]:
-    """One pass over ``batches`` in train mode; returns (mean loss, accuracy)."""
+    shard: tuple[int, int] = (0, 1),
+) -> tuple[float, float, int]:
+    """One pass over ``batches`` in train mode; returns (summed loss, correct, seen)."""
     module.train()
     total_loss, correct, seen = 0.0, 0, 0
     n_batches = -(-len(batches) // batch_size)
-    for step, (x, y) in enumerate(batches.iterate(batch_size, generator), start=1):
+    for step, (x, y) in enumerate(batches.iterate(batch_size, generator, shard), start=1):
         optimizer.zero_grad(set_to_none=True)
         logits = module(x)
         loss = F.cross_entropy(logits, y)
@@ -184,7 +188,7 @@ def train_epoch(
         seen += len(y)
         if progress:
             progress("train", step, n_batches, total_loss / seen, correct / seen)
-    return total_loss / seen, correct / seen
+    return total_loss, correct, seen
 
 
 def evaluate(module: nn.Module, batches: Batches, batch_size: int = 1000) -> tuple[float, float]:

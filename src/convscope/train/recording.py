@@ -29,8 +29,9 @@ class ProbeSet:
     labels: np.ndarray
 
 
-def make_probe_set(pixels: torch.Tensor, labels: np.ndarray, pool: np.ndarray, per_class: int,
-                   seed: int) -> ProbeSet:  # fmt: skip
+def make_probe_set(
+    pixels: torch.Tensor, labels: np.ndarray, pool: np.ndarray, per_class: int, seed: int
+) -> ProbeSet:
     """``per_class`` images of each class drawn (seeded) from the indices in ``pool``."""
     chosen = pool[stratified_indices(labels[pool], per_class, seed=seed, strict=False)]
     return ProbeSet(indices=chosen, pixels=pixels[chosen], labels=labels[chosen])
@@ -46,8 +47,9 @@ def conv_kernels(module: nn.Module) -> dict[str, np.ndarray]:
     return kernels
 
 
-def snapshot_layers(module: nn.Module, probe: ProbeSet, spec: InputSpec, layers: list[str],
-                    batch_size: int = 500) -> dict[str, np.ndarray]:  # fmt: skip
+def snapshot_layers(
+    module: nn.Module, probe: ProbeSet, spec: InputSpec, layers: list[str], batch_size: int = 500
+) -> dict[str, np.ndarray]:
     """Outputs of ``layers`` for every probe image (float32, batch axis first).
 
     A layer called several times in one forward pass contributes its last call.

@@ -24,6 +24,7 @@ from convscope.models.checkpoint import read_torch_file, save_checkpoint
 from convscope.models.loaded import LoadedModel
 from convscope.models.loading import load_model
 from convscope.probe.activations import resolve_layers
+from convscope.train.distributed import DistInfo
 from convscope.train.loop import EpochMetrics, ProgressFn, TrainConfig, TrainResult
 from convscope.train.recording import ProbeSet, conv_kernels, make_probe_set, snapshot_layers
 from convscope.train.trainer import Trainer, TrainerState
@@ -95,15 +96,21 @@ class StoreRecorder:
             )
 
         self.store.commit_epoch(
-            self.run_id, metrics.epoch, metrics=metrics.values(),
-            arrays=self.arrays(trainer, metrics), checkpoint=write_checkpoint,
+            self.run_id,
+            metrics.epoch,
+            metrics=metrics.values(),
+            arrays=self.arrays(trainer, metrics),
+            checkpoint=write_checkpoint,
             seconds=metrics.seconds if metrics.epoch else None,
-        )  # fmt: skip
+        )
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         if result.test_acc is not None:
-            self.store.add_epoch_metrics(self.run_id, trainer.epoch,
-                                         {"test_loss": result.test_loss, "test_acc": result.test_acc})  # fmt: skip
+            self.store.add_epoch_metrics(
+                self.run_id,
+                trainer.epoch,
+                {"test_loss": result.test_loss, "test_acc": result.test_acc},
+            )
         if result.confusion is not None:
             self.store.add_run_array(self.run_id, "confusion", "test", result.confusion)
 
@@ -115,8 +122,9 @@ def prepare_data(settings: RunSettings) -> tuple[ArrayDataset, ArrayDataset]:
         n_classes = len(train.class_names)
         if settings.subset < 2 * n_classes:
             raise ConvscopeError(f"--subset must be at least {2 * n_classes} (2 per class)")
-        keep = stratified_indices(train.labels, settings.subset // n_classes,
-                                  seed=settings.config.seed)  # fmt: skip
+        keep = stratified_indices(
+            train.labels, settings.subset // n_classes, seed=settings.config.seed
+        )
         train = replace(train, images=train.images[keep], labels=train.labels[keep])
     return train, test
 
@@ -131,25 +139,42 @@ def _check_classes(model: LoadedModel, train: ArrayDataset) -> None:
 
 def _probe_for(trainer: Trainer, settings: RunSettings, train: ArrayDataset) -> ProbeSet:
     pool = trainer.val_idx if len(trainer.val_idx) else trainer.train_idx
-    return make_probe_set(trainer.pixels, train.labels, pool, settings.probe_per_class,
-                          settings.config.seed)  # fmt: skip
+    return make_probe_set(
+        trainer.pixels, train.labels, pool, settings.probe_per_class, settings.config.seed
+    )
 
 
-def _execute(store: Any, run_id: str, model: LoadedModel, settings: RunSettings,
-             state: TrainerState | None, progress: ProgressFn | None,
-             callbacks: Sequence[Any]) -> RunOutcome:  # fmt: skip
+def _execute(
+    store: Any,
+    run_id: str,
+    model: LoadedModel,
+    settings: RunSettings,
+    state: TrainerState | None,
+    progress: ProgressFn | None,
+    callbacks: Sequence[Any],
+    dist: DistInfo | None = None,
+) -> RunOutcome:
     train, test = prepare_data(settings)
     _check_classes(model, train)
     model.class_names, model.dataset = train.class_names, settings.data
     resolve_layers(model.module, settings.record)
-    trainer = Trainer(model, train, settings.config, test=test, progress=progress,
-                      record_batch_loss=settings.record_batch_loss)  # fmt: skip
+    trainer = Trainer(
+        model,
+        train,
+        settings.config,
+        test=test,
+        progress=progress,
+        record_batch_loss=settings.record_batch_loss,
+        dist=dist,
+    )
+    if state is not None:
+        trainer.restore(state)
+    if store is None:  # a non-zero rank under torchrun: train only
+        return RunOutcome(run_id, trainer.run(), model)
     probe = _probe_for(trainer, settings, train)
-    if state is None and not store.artifacts(run_id, kind="probe"):
+    if not store.artifacts(run_id, kind="probe"):
         store.add_run_array(run_id, "probe", "indices", probe.indices)
         store.add_run_array(run_id, "probe", "labels", probe.labels)
-    else:
-        trainer.restore(state)
     trainer.callbacks = [StoreRecorder(store, run_id, probe, settings), *callbacks]
     try:
         result = trainer.run()
@@ -163,16 +188,28 @@ def _execute(store: Any, run_id: str, model: LoadedModel, settings: RunSettings,
     return RunOutcome(run_id, result, model)
 
 
-def train_run(settings: RunSettings, *, store: Any, progress: ProgressFn | None = None,
-              callbacks: Sequence[Any] = ()) -> RunOutcome:  # fmt: skip
-    """Create a run in ``store`` and train it, recording every epoch from epoch 0."""
+def train_run(
+    settings: RunSettings,
+    *,
+    store: Any,
+    progress: ProgressFn | None = None,
+    callbacks: Sequence[Any] = (),
+    dist: DistInfo | None = None,
+) -> RunOutcome:
+    """Create a run in ``store`` and train it, recording every epoch from epoch 0.
+
+    Under torchrun, ranks other than 0 pass ``store=None``: they only train.
+    """
     model = load_model(settings.model, seed=settings.config.seed)
     resolve_layers(model.module, settings.record)
+    if store is None:
+        return _execute(None, "", model, settings, None, progress, callbacks, dist)
     config = settings.to_dict() | {"build": model.build, "host": socket.gethostname()}
     name = settings.name or f"{model.name}-{settings.data}"
-    run = store.create_run(name=name, model=model.name, dataset=settings.data, config=config,
-                           study=settings.study)  # fmt: skip
-    return _execute(store, run.id, model, settings, None, progress, callbacks)
+    run = store.create_run(
+        name=name, model=model.name, dataset=settings.data, config=config, study=settings.study
+    )
+    return _execute(store, run.id, model, settings, None, progress, callbacks, dist)
 
 
 def resume_run(ref: str, *, store: Any, progress: ProgressFn | None = None) -> RunOutcome:
@@ -182,8 +219,9 @@ def resume_run(ref: str, *, store: Any, progress: ProgressFn | None = None) -> R
     run = store.run(ref)
     if run.status == "finished":
         raise ConvscopeError(f"run {run.id} ({run.name}) has already finished; nothing to resume")
-    settings = RunSettings.from_dict({k: v for k, v in run.config.items()
-                                      if k in RunSettings.__dataclass_fields__})  # fmt: skip
+    settings = RunSettings.from_dict(
+        {k: v for k, v in run.config.items() if k in RunSettings.__dataclass_fields__}
+    )
     latest = store.latest_checkpoint(run.id)
     store.set_status(run.id, "running")
     if latest is None:  # killed before epoch 0 was committed: start again

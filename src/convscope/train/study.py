@@ -45,10 +45,15 @@ class StudySettings:
 def run_settings(settings: StudySettings, model: str) -> RunSettings:
     """The run settings of one model of the study."""
     return RunSettings(
-        model=model, data=settings.data, config=settings.config, record=settings.record,
-        probe_per_class=settings.probe_per_class, subset=settings.subset,
-        name=f"{settings.name}/{model}", study=settings.name,
-    )  # fmt: skip
+        model=model,
+        data=settings.data,
+        config=settings.config,
+        record=settings.record,
+        probe_per_class=settings.probe_per_class,
+        subset=settings.subset,
+        name=f"{settings.name}/{model}",
+        study=settings.name,
+    )
 
 
 def run_study(
@@ -104,19 +109,30 @@ def run_result(store: Any, run_id: str) -> RunResult:
     seconds = series("seconds")[1:]
     confusion = store.artifacts(run.id, kind="confusion")
     return RunResult(
-        run_id=run.id, name=run.name, model=run.model,
+        run_id=run.id,
+        name=run.name,
+        model=run.model,
         params=count_params(load_model(run.config.get("model", run.model)).module)[0],
-        epochs=epochs.astype(int), train_loss=series("train_loss"), train_acc=series("train_acc"),
-        val_loss=series("val_loss"), val_acc=series("val_acc"),
+        epochs=epochs.astype(int),
+        train_loss=series("train_loss"),
+        train_acc=series("train_acc"),
+        val_loss=series("val_loss"),
+        val_acc=series("val_acc"),
         class_names=dataset_class_names(run.dataset) or tuple(str(i) for i in range(10)),
-        test_loss=last("test_loss"), test_acc=last("test_acc"),
+        test_loss=last("test_loss"),
+        test_acc=last("test_acc"),
         seconds_per_epoch=float(np.nanmean(seconds)) if len(seconds) else None,
         confusion=store.load_array(confusion[0]) if confusion else None,
-    )  # fmt: skip
+    )
 
 
-def study_result(store: Any, name: str, *, run_ids: Sequence[str] | None = None,
-                 settings: StudySettings | None = None) -> StudyResult:  # fmt: skip
+def study_result(
+    store: Any,
+    name: str,
+    *,
+    run_ids: Sequence[str] | None = None,
+    settings: StudySettings | None = None,
+) -> StudyResult:
     """The study's runs (its latest run of each model, or ``run_ids``) as a StudyResult."""
     if run_ids is None:
         latest: dict[str, str] = {}
@@ -130,8 +146,13 @@ def study_result(store: Any, name: str, *, run_ids: Sequence[str] | None = None,
     runs = [run_result(store, run_id) for run_id in run_ids]
     first = store.run(run_ids[0])
     config = first.config.get("config", {})
-    info = {"dataset": first.dataset, **config, "record": first.config.get("record"),
-            "subset": first.config.get("subset"), "probe_per_class": first.config.get("probe_per_class")}  # fmt: skip
+    info = {
+        "dataset": first.dataset,
+        **config,
+        "record": first.config.get("record"),
+        "subset": first.config.get("subset"),
+        "probe_per_class": first.config.get("probe_per_class"),
+    }
     if settings is not None:
         info["models"] = list(settings.models)
     return StudyResult(name=name, dataset=first.dataset, runs=runs, settings=info)

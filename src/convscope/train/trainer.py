@@ -19,6 +19,7 @@ from torch import nn
 
 from convscope.data.arrays import ArrayDataset
 from convscope.models.loaded import LoadedModel
+from convscope.train.distributed import DistInfo, decided_by_main, sum_across
 from convscope.train.loop import (
     Batches,
     EpochMetrics,
@@ -58,10 +59,15 @@ class TrainerState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "epoch": self.epoch, "optimizer": self.optimizer, "scheduler": self.scheduler,
-            "generator": self.generator, "rng": self.rng, "best_val_loss": self.best_val_loss,
-            "bad_epochs": self.bad_epochs, "history": self.history,
-        }  # fmt: skip
+            "epoch": self.epoch,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "generator": self.generator,
+            "rng": self.rng,
+            "best_val_loss": self.best_val_loss,
+            "bad_epochs": self.bad_epochs,
+            "history": self.history,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainerState:
@@ -81,8 +87,10 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         progress: ProgressFn | None = None,
         record_batch_loss: bool = False,
+        dist: DistInfo | None = None,
     ) -> None:
         self.model, self.config, self.callbacks, self.progress = model, config, callbacks, progress
+        self.dist = dist or DistInfo()
         self.record_batch_loss = record_batch_loss
         self.class_names = train.class_names
         memory = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -94,10 +102,15 @@ class Trainer:
         self.fit_set = self._batches(self.train_idx)
         self.val_set = self._batches(self.val_idx)
         self.test_set = (
-            Batches(dataset_pixels(test, spec), torch.from_numpy(test.labels.astype(np.int64)),
-                    spec, config.channels_last)
-            if test is not None else None
-        )  # fmt: skip
+            Batches(
+                dataset_pixels(test, spec),
+                torch.from_numpy(test.labels.astype(np.int64)),
+                spec,
+                config.channels_last,
+            )
+            if test is not None
+            else None
+        )
         self.optimizer = make_optimizer(model.module, config)
         self.scheduler = make_scheduler(self.optimizer, config)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -108,8 +121,9 @@ class Trainer:
         self.result = TrainResult()
 
     def _batches(self, index: np.ndarray) -> Batches:
-        return Batches(self.pixels[index], self.labels[index], self.model.input_spec,
-                       self.config.channels_last)  # fmt: skip
+        return Batches(
+            self.pixels[index], self.labels[index], self.model.input_spec, self.config.channels_last
+        )
 
     @property
     def module(self) -> nn.Module:
@@ -118,12 +132,15 @@ class Trainer:
     def state(self) -> TrainerState:
         """The trainer's state after the current epoch (for checkpoints)."""
         return TrainerState(
-            epoch=self.epoch, optimizer=self.optimizer.state_dict(),
+            epoch=self.epoch,
+            optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict() if self.scheduler else None,
-            generator=self.generator.get_state(), rng=self.rng_state,
-            best_val_loss=self.best_val_loss, bad_epochs=self.bad_epochs,
+            generator=self.generator.get_state(),
+            rng=self.rng_state,
+            best_val_loss=self.best_val_loss,
+            bad_epochs=self.bad_epochs,
             history=[m.values() | {"epoch": m.epoch} for m in self.result.epochs],
-        )  # fmt: skip
+        )
 
     def restore(self, state: TrainerState) -> None:
         """Continue after ``state.epoch`` as if the run had never stopped."""
@@ -139,11 +156,20 @@ class Trainer:
         )
         self.result.epochs = [_metrics_from_values(values) for values in state.history]
 
+    def _training_module(self) -> nn.Module:
+        """The module to train: wrapped in DistributedDataParallel under torchrun."""
+        if not self.dist.active:
+            return self.module
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(self.module)
+
     def run(self) -> TrainResult:
         """Train the remaining epochs (recording epoch 0 first on a fresh run)."""
         with torch.random.fork_rng(devices=[]):
             torch.random.set_rng_state(self.rng_state)
             self.module.to(memory_format=self.memory_format)
+            self.train_module = self._training_module()
             try:
                 if self.epoch == 0 and not self.result.epochs:
                     self._finish_epoch(self._evaluate_epoch(0, None, None, 0.0, ()))
@@ -153,15 +179,28 @@ class Trainer:
             finally:
                 self.module.to(memory_format=torch.contiguous_format)
                 self.module.eval()
-        for callback in self.callbacks:
-            callback.on_train_end(self, self.result)
+        if self.dist.is_main:
+            for callback in self.callbacks:
+                callback.on_train_end(self, self.result)
         return self.result
 
     def _train_one_epoch(self) -> None:
         started = time.perf_counter()
         batch_losses: list[float] | None = [] if self.record_batch_loss else None
-        loss, acc = train_epoch(self.module, self.optimizer, self.fit_set, self.config.batch_size,
-                                self.generator, self.progress, batch_losses)  # fmt: skip
+        shard = (self.dist.rank, self.dist.world)
+        progress = self.progress if self.dist.is_main else None
+        sums = train_epoch(
+            self.train_module,
+            self.optimizer,
+            self.fit_set,
+            self.config.batch_size,
+            self.generator,
+            progress,
+            batch_losses,
+            shard,
+        )
+        total_loss, correct, seen = sum_across([float(v) for v in sums], self.dist)
+        loss, acc = total_loss / seen, correct / seen
         if self.scheduler:
             self.scheduler.step()
         seconds = time.perf_counter() - started
@@ -171,6 +210,7 @@ class Trainer:
         self.result.epochs.append(metrics)
         self.epoch += 1
         self._update_early_stopping(metrics)
+        self.result.stopped_early = decided_by_main(self.result.stopped_early, self.dist)
         self.rng_state = torch.random.get_rng_state()
         self._notify(metrics)
 
@@ -179,14 +219,21 @@ class Trainer:
         self._notify(metrics)
 
     def _notify(self, metrics: EpochMetrics) -> None:
+        if not self.dist.is_main:
+            return
         for callback in self.callbacks:
             callback.on_epoch_end(self, metrics)
 
-    def _evaluate_epoch(self, epoch: int, loss: float | None, acc: float | None, seconds: float,
-                        batch_losses: tuple[float, ...]) -> EpochMetrics:  # fmt: skip
-        val_loss, val_acc = (
-            evaluate(self.module, self.val_set) if len(self.val_set) else (None, None)
-        )
+    def _evaluate_epoch(
+        self,
+        epoch: int,
+        loss: float | None,
+        acc: float | None,
+        seconds: float,
+        batch_losses: tuple[float, ...],
+    ) -> EpochMetrics:
+        evaluated = len(self.val_set) and self.dist.is_main
+        val_loss, val_acc = evaluate(self.module, self.val_set) if evaluated else (None, None)
         lr = self.optimizer.param_groups[0]["lr"] if epoch else None
         return EpochMetrics(epoch, loss, acc, val_loss, val_acc, seconds, lr, batch_losses)
 
@@ -200,7 +247,7 @@ class Trainer:
             self.result.stopped_early = self.bad_epochs >= self.config.patience
 
     def _test(self) -> None:
-        if self.test_set is None:
+        if self.test_set is None or not self.dist.is_main:
             return
         self.result.test_loss, self.result.test_acc = evaluate(self.module, self.test_set)
         self.result.confusion = confusion_matrix(self.module, self.test_set, len(self.class_names))
@@ -215,10 +262,14 @@ def _seeded_rng_state(seed: int) -> torch.Tensor:
 
 def _metrics_from_values(values: dict[str, Any]) -> EpochMetrics:
     return EpochMetrics(
-        epoch=int(values["epoch"]), train_loss=values.get("train_loss"),
-        train_acc=values.get("train_acc"), val_loss=values.get("val_loss"),
-        val_acc=values.get("val_acc"), seconds=values.get("seconds", 0.0), lr=values.get("lr"),
-    )  # fmt: skip
+        epoch=int(values["epoch"]),
+        train_loss=values.get("train_loss"),
+        train_acc=values.get("train_acc"),
+        val_loss=values.get("val_loss"),
+        val_acc=values.get("val_acc"),
+        seconds=values.get("seconds", 0.0),
+        lr=values.get("lr"),
+    )
 
 
 def fit(
