@@ -42,7 +42,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def build_parser() -> ArgumentParser:
     """The full parser with every subcommand."""
-    from convscope.cli import data_cmds, model_cmds, train_cmds
+    from convscope.cli import data_cmds, model_cmds, runs_cmds, train_cmds
 
     parser = ArgumentParser(
         prog="convscope", description=DESCRIPTION, formatter_class=RawDescriptionRichHelpFormatter
@@ -52,6 +52,10 @@ def build_parser() -> ArgumentParser:
     data_cmds.register(commands)
     model_cmds.register(commands)
     train_cmds.register(commands)
+    runs_cmds.register(commands)
+    from convscope.cli import study_cmds
+
+    study_cmds.register(commands)
     return parser
 
 
@@ -85,3 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("convscope: interrupted\n")
         return 130
+    except BrokenPipeError:  # `convscope ... | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

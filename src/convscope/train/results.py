@@ -41,3 +41,8 @@ class StudyResult:
     dataset: str
     runs: list[RunResult]
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        from convscope.render.study import study_html
+
+        return study_html(self)

@@ -156,3 +156,36 @@ def study_result(
     if settings is not None:
         info["models"] = list(settings.models)
     return StudyResult(name=name, dataset=first.dataset, runs=runs, settings=info)
+
+
+def study(
+    models: Sequence[str] = STUDY_MODELS,
+    *,
+    data: str = "fashion-mnist",
+    epochs: int = 10,
+    batch_size: int = 500,
+    subset: int | None = None,
+    record: Sequence[str] = ("hidden",),
+    name: str = "architectures",
+    store: str | Path = "convscope-runs",
+    out: str | Path | None = None,
+    **train_options: Any,
+) -> StudyResult:
+    """Run a study from a notebook: ``convscope.study(epochs=2, subset=12000)``.
+
+    ``train_options`` are further :class:`TrainConfig` fields (``lr``, ``seed``, ...).
+    The result renders itself (curves, table, confusion matrices) in Jupyter.
+    """
+    from convscope.store import open_store
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, **train_options)
+    settings = StudySettings(
+        name=name,
+        models=tuple(models),
+        data=data,
+        config=config,
+        record=tuple(record),
+        subset=subset,
+    )
+    with open_store(store) as opened:
+        return run_study(settings, store=opened, out_dir=Path(out) if out else None)
