@@ -40,9 +40,8 @@ def test_hooks_removed_after_an_exception() -> None:
 
 def test_unknown_layer_lists_close_matches() -> None:
     model = load_model("sequential").module
-    with pytest.raises(LayerError, match="did you mean hidden"):
-        with capture(model, ["hiden"]):
-            pass
+    with pytest.raises(LayerError, match="did you mean hidden"), capture(model, ["hiden"]):
+        pass
     assert _hook_count(model) == 0
 
 

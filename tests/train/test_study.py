@@ -15,9 +15,13 @@ from convscope.train.study import StudySettings, run_study, study_result
 
 
 def test_study_trains_each_model_and_writes_the_folder(tmp_path: Path) -> None:
-    settings = StudySettings(name="tiny", models=("sequential", "residual"),
-                             config=TrainConfig(epochs=1, batch_size=100), subset=400,
-                             probe_per_class=2)
+    settings = StudySettings(
+        name="tiny",
+        models=("sequential", "residual"),
+        config=TrainConfig(epochs=1, batch_size=100),
+        subset=400,
+        probe_per_class=2,
+    )
     with open_store(tmp_path / "runs") as store:
         result = run_study(settings, store=store, out_dir=tmp_path / "out")
         assert [run.model for run in result.runs] == ["sequential", "residual"]
@@ -43,9 +47,28 @@ def test_bad_study_settings_fail_before_training(tmp_path: Path) -> None:
 
 
 def test_study_cli_json(tmp_path: Path, capsys) -> None:
-    status = main(["study", "--models", "lenet5", "--data", "fashion-mnist", "--epochs", "1",
-                   "--subset", "300", "--record", "dense_1", "--probe-per-class", "2",
-                   "--store", str(tmp_path / "runs"), "--out", str(tmp_path / "study"), "--json"])
+    status = main(
+        [
+            "study",
+            "--models",
+            "lenet5",
+            "--data",
+            "fashion-mnist",
+            "--epochs",
+            "1",
+            "--subset",
+            "300",
+            "--record",
+            "dense_1",
+            "--probe-per-class",
+            "2",
+            "--store",
+            str(tmp_path / "runs"),
+            "--out",
+            str(tmp_path / "study"),
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert status == 0 and out["results"][0]["model"] == "lenet5"
     assert (tmp_path / "study" / "index.html").is_file()

@@ -212,19 +212,6 @@ def train_run(
     return _execute(store, run.id, model, settings, None, progress, callbacks, dist)
 
 
-def _remove_unreferenced_files(store: Any, run_id: str) -> None:
-    """Delete what a killed commit of this run left behind (files no epoch references)."""
-    run_dir = Path(store.root) / "runs" / run_id
-    if not run_dir.is_dir():
-        return
-    referenced = {store.path_of(a).resolve() for a in store.artifacts(run_id)}
-    for path in sorted(run_dir.rglob("*"), reverse=True):
-        if path.is_file() and path.resolve() not in referenced:
-            path.unlink()
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
-
-
 def resume_run(ref: str, *, store: Any, progress: ProgressFn | None = None) -> RunOutcome:
     """Continue an interrupted run from its last committed epoch."""
     from convscope.models.checkpoint import load_checkpoint
@@ -232,12 +219,17 @@ def resume_run(ref: str, *, store: Any, progress: ProgressFn | None = None) -> R
     run = store.run(ref)
     if run.status == "finished":
         raise ConvscopeError(f"run {run.id} ({run.name}) has already finished; nothing to resume")
+    if run.status == "running":
+        raise ConvscopeError(
+            f"run {run.id} ({run.name}) is still running (pid {run.pid} on {run.host}); "
+            "stop it before resuming"
+        )
     settings = RunSettings.from_dict(
         {k: v for k, v in run.config.items() if k in RunSettings.__dataclass_fields__}
     )
     latest = store.latest_checkpoint(run.id)
     store.set_status(run.id, "running")
-    _remove_unreferenced_files(store, run.id)
+    store.check(fix_orphans=True, verify_checksums=False)  # what a killed commit left behind
     if latest is None:  # killed before epoch 0 was committed: start again
         model = load_model(settings.model, seed=settings.config.seed)
         return _execute(store, run.id, model, settings, None, progress, ())
