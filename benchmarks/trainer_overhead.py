@@ -3,9 +3,11 @@
 1. ``trainer_vs_plain_ratio``: one epoch of ``sequential`` on Fashion-MNIST with
    convscope's Trainer against a minimal hand-written PyTorch loop (same model,
    data, batch size, channels-last layout, Adam). Target: at most 1.05.
-2. ``recording_overhead_ratio``: a run recording ``hidden`` on 1,000 probe images,
-   every conv kernel and a checkpoint into a real run store, against the same run
-   without recording. Target: at most 1.05.
+2. ``recording_overhead_ratio``: a 2-epoch run of ``sequential`` on the whole
+   Fashion-MNIST training part (48,000 images after the validation split) recording
+   ``hidden`` on 1,000 probe images, every conv kernel and a checkpoint into a real
+   run store (epoch 0 included), against the same run without recording.
+   Target: at most 1.05.
 3. ``images_per_s`` of the Trainer, and ``peak_share``: the training FLOP/s of a
    ``lenet`` epoch as a share of this CPU's peak float32 matmul rate, measured here.
 
@@ -64,10 +66,10 @@ def trainer_epoch(model_name: str, train, batch_size: int) -> float:
     return trainer.result.epochs[-1].seconds
 
 
-def recorded_run(train, batch_size: int, record: bool) -> float:
-    """Wall seconds of a 1-epoch run (epoch 0 + 1) with or without store recording."""
+def recorded_run(train, batch_size: int, record: bool, epochs: int = 2) -> float:
+    """Wall seconds of a run (epoch 0, then ``epochs``) with or without store recording."""
     model = load_model("sequential", seed=0)
-    config = TrainConfig(epochs=1, batch_size=batch_size)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size)
     trainer = Trainer(model, train, config)
     with tempfile.TemporaryDirectory() as folder, open_store(folder) as store:
         if record:
@@ -121,9 +123,15 @@ def main() -> None:
     print(
         f"sequential epoch, {len(train)} images: plain loop {plain:.2f} s, convscope {ours:.2f} s"
     )
-    off = min(recorded_run(train, batch, record=False) for _ in range(args.repeats))
-    on = min(recorded_run(train, batch, record=True) for _ in range(args.repeats))
-    print(f"1-epoch run with validation: recording off {off:.2f} s, on {on:.2f} s")
+    timings: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(args.repeats):  # interleaved, so drifts in machine load hit both alike
+        for record in (False, True):
+            timings[record].append(recorded_run(full, batch, record=record))
+    off, on = min(timings[False]), min(timings[True])
+    print(
+        f"2-epoch run, {len(full)} training images (80% train, 20% validation): "
+        f"recording off {off:.2f} s, on {on:.2f} s"
+    )
     lenet = min(trainer_epoch("lenet", train, 128) for _ in range(args.repeats))
     peak = peak_matmul_gflops()
     achieved = lenet_training_gflops(lenet, len(train))
