@@ -96,3 +96,19 @@ def test_classic_lenet_trains_on_padded_digits(small_fashion) -> None:
 def test_bad_settings_are_user_errors(bad: dict) -> None:
     with pytest.raises(ConvscopeError):
         TrainConfig(**bad)
+
+
+def test_explicit_validation_set(small_fashion) -> None:
+    from convscope.train.loop import Batches, evaluate
+    from convscope.train.trainer import Trainer
+
+    train, test = small_fashion
+    model = load_model("lenet5", seed=0)
+    trainer = Trainer(model, train, TrainConfig(epochs=1, batch_size=50), validation=test)
+    assert len(trainer.train_idx) == len(train) and len(trainer.val_idx) == len(test)
+    result = trainer.run()
+    pixels = torch.from_numpy(test.images)
+    labels = torch.from_numpy(test.labels.astype(np.int64))
+    expected = evaluate(model.module, Batches(pixels, labels, model.input_spec, True))
+    assert result.epochs[-1].val_loss == pytest.approx(expected[0], rel=1e-6)
+    assert result.epochs[-1].val_acc == pytest.approx(expected[1])

@@ -69,6 +69,7 @@ def run_study_command(args: argparse.Namespace) -> int:
         record=tuple(n for n in args.record.split(",") if n),
         subset=args.subset,
         probe_per_class=args.probe_per_class,
+        validation=args.validation,
     )
     out_dir = args.out or Path("convscope-studies") / args.name
     out = console()

@@ -53,6 +53,11 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, batch_size: int =
     parser.add_argument("--seed", type=int, default=0, help="seed for init, shuffling, dropout (0)")
     parser.add_argument("--val-split", type=float, default=0.2, help="validation fraction (0.2)")
     parser.add_argument(
+        "--validation",
+        metavar="SPLIT",
+        help="validate on this split of the dataset (e.g. test) instead of a split",
+    )
+    parser.add_argument(
         "--subset",
         type=int,
         metavar="N",
@@ -185,6 +190,7 @@ def run_train(args: argparse.Namespace) -> int:
             probe_per_class=args.probe_per_class,
             subset=args.subset,
             record_batch_loss=args.record_batch_loss,
+            validation=args.validation,
         )
         dist = from_environment()
         if not dist.is_main:  # torchrun: rank 0 records and writes the store

@@ -52,6 +52,8 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
     if isinstance(value, dict):
         return ", ".join(f"{k} {_cell(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):

@@ -44,6 +44,7 @@ class RunSettings:
     subset: int | None = None
     record_kernels: bool = True
     record_batch_loss: bool = False
+    validation: str | None = None
     name: str | None = None
     study: str | None = None
 
@@ -115,6 +116,11 @@ class StoreRecorder:
             self.store.add_run_array(self.run_id, "confusion", "test", result.confusion)
 
 
+def validation_data(settings: RunSettings) -> ArrayDataset | None:
+    """The explicit validation set (a split of the run's dataset), if the run names one."""
+    return load_dataset(settings.data, settings.validation) if settings.validation else None
+
+
 def prepare_data(settings: RunSettings) -> tuple[ArrayDataset, ArrayDataset]:
     """Train (optionally a stratified subset) and test splits of the run's dataset."""
     train, test = load_dataset(settings.data, "train"), load_dataset(settings.data, "test")
@@ -140,7 +146,7 @@ def _check_classes(model: LoadedModel, train: ArrayDataset) -> None:
 def _probe_for(trainer: Trainer, settings: RunSettings, train: ArrayDataset) -> ProbeSet:
     pool = trainer.val_idx if len(trainer.val_idx) else trainer.train_idx
     return make_probe_set(
-        trainer.pixels, train.labels, pool, settings.probe_per_class, settings.config.seed
+        trainer.pixels, trainer.labels.numpy(), pool, settings.probe_per_class, settings.config.seed
     )
 
 
@@ -163,6 +169,7 @@ def _execute(
         train,
         settings.config,
         test=test,
+        validation=validation_data(settings),
         progress=progress,
         record_batch_loss=settings.record_batch_loss,
         dist=dist,

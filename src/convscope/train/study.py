@@ -34,6 +34,7 @@ class StudySettings:
     record: tuple[str, ...] = ("hidden",)
     subset: int | None = None
     probe_per_class: int = 100
+    validation: str | None = None
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -51,6 +52,7 @@ def run_settings(settings: StudySettings, model: str) -> RunSettings:
         record=settings.record,
         probe_per_class=settings.probe_per_class,
         subset=settings.subset,
+        validation=settings.validation,
         name=f"{settings.name}/{model}",
         study=settings.name,
     )

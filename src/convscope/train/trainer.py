@@ -84,6 +84,7 @@ class Trainer:
         config: TrainConfig,
         *,
         test: ArrayDataset | None = None,
+        validation: ArrayDataset | None = None,
         callbacks: Sequence[Callback] = (),
         progress: ProgressFn | None = None,
         record_batch_loss: bool = False,
@@ -98,7 +99,16 @@ class Trainer:
         spec = model.input_spec
         self.pixels = dataset_pixels(train, spec)
         self.labels = torch.from_numpy(train.labels.astype(np.int64))
-        self.train_idx, self.val_idx = split_train_val(train, config)
+        if validation is None:
+            self.train_idx, self.val_idx = split_train_val(train, config)
+        else:  # an explicit validation set sits after the training images
+            n_train = len(self.labels)
+            self.pixels = torch.cat([self.pixels, dataset_pixels(validation, spec)])
+            self.labels = torch.cat(
+                [self.labels, torch.from_numpy(validation.labels.astype(np.int64))]
+            )
+            self.train_idx = np.arange(n_train)
+            self.val_idx = np.arange(n_train, len(self.labels))
         self.fit_set = self._batches(self.train_idx)
         self.val_set = self._batches(self.val_idx)
         self.test_set = (
