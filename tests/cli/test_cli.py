@@ -13,6 +13,7 @@ import torch
 
 from convscope import __version__
 from convscope.cli.app import main
+from convscope.data.datasets import load_dataset
 from convscope.models.checkpoint import save_checkpoint
 from convscope.models.loading import load_model
 
@@ -88,8 +89,9 @@ def test_predict_json_contract(capsys, tmp_path: Path) -> None:
     assert [p["input"] for p in predictions] == [f"fashion-mnist:test:{i}" for i in range(3)]
     assert all(len(p["probs"]) == 10 and abs(sum(p["probs"]) - 1) < 1e-4 for p in predictions)
     assert predictions[0]["top"][0][0].startswith("class ")
-    expected = torch.softmax(model.module.eval()(torch.zeros(1, 1, 28, 28)), 1)  # sanity: runs
-    assert expected.shape == (1, 10)
+    first = torch.from_numpy(load_dataset("fashion-mnist", "test").images[:1])
+    expected = torch.softmax(model.module.eval()(model.input_spec.normalize(first)), 1)[0]
+    assert predictions[0]["probs"] == pytest.approx(expected.tolist(), abs=1e-5)
 
 
 def test_data_list_json_contract(capsys) -> None:

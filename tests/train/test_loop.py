@@ -39,9 +39,7 @@ def test_same_seed_same_metrics_and_weights(small_fashion) -> None:
         model = load_model("residual", seed=3)  # batch norm + dropout: both must be reproducible
         runs.append((fit(model, train, test, config), _weights(model.module)))
     (first, w1), (second, w2) = runs
-    assert (
-        first.to_dict()["metrics"][0]["train_loss"] == second.to_dict()["metrics"][0]["train_loss"]
-    )
+    assert [e.train_loss for e in first.epochs] == [e.train_loss for e in second.epochs]
     assert [e.val_acc for e in first.epochs] == [e.val_acc for e in second.epochs]
     assert first.test_acc == second.test_acc
     assert all(torch.equal(a, b) for a, b in zip(w1, w2, strict=True))
@@ -112,3 +110,32 @@ def test_explicit_validation_set(small_fashion) -> None:
     expected = evaluate(model.module, Batches(pixels, labels, model.input_spec, True))
     assert result.epochs[-1].val_loss == pytest.approx(expected[0], rel=1e-6)
     assert result.epochs[-1].val_acc == pytest.approx(expected[1])
+
+
+def test_cosine_schedule_lowers_the_learning_rate_each_epoch(small_fashion) -> None:
+    train, _ = small_fashion
+    result = fit(
+        load_model("lenet5", seed=0),
+        train,
+        None,
+        TrainConfig(epochs=3, lr=0.01, lr_schedule="cosine"),
+    )
+    lrs = [e.lr for e in result.epochs[1:]]
+    assert lrs[0] == pytest.approx(0.01)  # the rate each epoch trained with
+    assert lrs[0] > lrs[1] > lrs[2] > 0
+    assert lrs[1] == pytest.approx(0.01 * (1 + np.cos(np.pi / 3)) / 2)
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(small_fashion) -> None:
+    train, _ = small_fashion
+    # A learning rate this large makes the validation loss stop improving at once.
+    result = fit(
+        load_model("lenet5", seed=0),
+        train,
+        None,
+        TrainConfig(epochs=20, lr=5.0, optimizer="sgd", patience=2),
+    )
+    assert result.stopped_early
+    losses = [e.val_loss for e in result.epochs[1:]]
+    best = losses.index(min(losses))
+    assert len(losses) == best + 1 + 2  # stopped exactly `patience` epochs after the best

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from convscope.cli.app import add_command
-from convscope.cli.output import print_records, print_result
+from convscope.cli.output import add_store_argument, print_records, print_result
 from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
 
@@ -72,13 +72,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="load this state dict or checkpoint into the model",
     )
-    parser.add_argument(
-        "--store",
-        type=Path,
-        default=Path("convscope-runs"),
-        metavar="DIR",
-        help="run store for run:ID models (default ./convscope-runs)",
-    )
+    add_store_argument(parser)
     parser.add_argument(
         "--input-shape",
         type=parse_shape,

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    """``--store DIR``, accepted by every command that reads or writes runs."""
+    from convscope.store import DEFAULT_STORE_DIR
+
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=Path(DEFAULT_STORE_DIR),
+        metavar="DIR",
+        help=f"the run store directory (default ./{DEFAULT_STORE_DIR})",
+    )
 
 
 def print_json(data: Any) -> None:

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convscope.cli.app import ArgumentParser, add_command
-from convscope.cli.output import console, print_json, print_records
-from convscope.store import DEFAULT_STORE_DIR
+from convscope.cli.output import add_store_argument, console, print_json, print_records
 
 if TYPE_CHECKING:
     from convscope.store import ArtifactRecord, RunRecord, RunStore
@@ -19,13 +18,7 @@ LIST_KEYS = ("id", "name", "study", "model", "dataset", "status", "epochs_comple
 
 def _common(parser: ArgumentParser, *, json_help: str = "print JSON instead of a table") -> None:
     """``--store`` and ``--json``, which every runs subcommand takes."""
-    parser.add_argument(
-        "--store",
-        type=Path,
-        default=Path(DEFAULT_STORE_DIR),
-        metavar="DIR",
-        help=f"the run store directory (default ./{DEFAULT_STORE_DIR})",
-    )
+    add_store_argument(parser)
     parser.add_argument("--json", action="store_true", help=json_help)
 
 

@@ -11,22 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from convscope.cli.app import add_command
-from convscope.cli.output import console, print_json
+from convscope.cli.output import add_store_argument, console, print_json
 from convscope.errors import ConvscopeError
 from convscope.train.loop import LR_SCHEDULES, OPTIMIZERS, ProgressFn, TrainConfig, TrainResult
-
-DEFAULT_STORE = Path("convscope-runs")
-
-
-def add_store_argument(parser: argparse.ArgumentParser) -> None:
-    """``--store DIR``, accepted by every command that reads or writes runs."""
-    parser.add_argument(
-        "--store",
-        type=Path,
-        default=DEFAULT_STORE,
-        metavar="DIR",
-        help="the run store directory (default ./convscope-runs)",
-    )
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, *, batch_size: int = 128) -> None:

@@ -7,14 +7,13 @@ arbitrary code runs on load). Writes are atomic: a crash never leaves a partial 
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from convscope.data.idx import atomic_write
 from convscope.data.preprocess import InputSpec
 from convscope.errors import ModelError
 from convscope.models.loaded import LoadedModel
@@ -44,15 +43,8 @@ def save_checkpoint(model: LoadedModel, path: str | Path, *, extra: dict[str, An
         "torch_version": str(torch.__version__),
         "extra": extra or {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as handle:
+        torch.save(payload, handle)
     return path
 
 

@@ -87,9 +87,9 @@ def _resolve(spec: str, *, input_shape: tuple[int, int, int] | None) -> LoadedMo
 def _from_run(ref: str, store_path: str | Path | None) -> LoadedModel:
     """The latest checkpoint of a run in the run store."""
     from convscope.models.checkpoint import load_checkpoint
-    from convscope.store import open_store
+    from convscope.store import DEFAULT_STORE_DIR, open_store
 
-    with open_store(store_path or "convscope-runs", create=False) as store:
+    with open_store(store_path or DEFAULT_STORE_DIR, create=False) as store:
         run = store.run(ref)
         latest = store.latest_checkpoint(run.id)
         if latest is None:

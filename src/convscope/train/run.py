@@ -29,8 +29,6 @@ from convscope.train.loop import EpochMetrics, ProgressFn, TrainConfig, TrainRes
 from convscope.train.recording import ProbeSet, conv_kernels, make_probe_set, snapshot_layers
 from convscope.train.trainer import Trainer, TrainerState
 
-DEFAULT_STORE = Path("convscope-runs")
-
 
 @dataclass(frozen=True)
 class RunSettings:

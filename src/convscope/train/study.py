@@ -9,6 +9,7 @@ pictures and tables are built from the store, so they can be redrawn any time.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from convscope.errors import ConvscopeError
-from convscope.train.loop import ProgressFn, TrainConfig
+from convscope.store.store import DEFAULT_STORE_DIR
+from convscope.train.loop import TrainConfig
 from convscope.train.results import RunResult, StudyResult
 from convscope.train.run import RunSettings, train_run
 
@@ -73,7 +75,7 @@ def run_study(
         resolve_layers(load_model(model).module, settings.record)
     run_ids = []
     for model in settings.models:
-        context = progress_for(model) if progress_for else _no_progress()
+        context = progress_for(model) if progress_for else nullcontext(None)
         with context as progress:
             run_ids.append(
                 train_run(run_settings(settings, model), store=store, progress=progress).run_id
@@ -84,14 +86,6 @@ def run_study(
 
         write_study_folder(result, Path(out_dir))
     return result
-
-
-class _no_progress:
-    def __enter__(self) -> ProgressFn | None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def run_result(store: Any, run_id: str) -> RunResult:
@@ -169,7 +163,7 @@ def study(
     subset: int | None = None,
     record: Sequence[str] = ("hidden",),
     name: str = "architectures",
-    store: str | Path = "convscope-runs",
+    store: str | Path = DEFAULT_STORE_DIR,
     out: str | Path | None = None,
     **train_options: Any,
 ) -> StudyResult:

@@ -196,6 +196,7 @@ class Trainer:
 
     def _train_one_epoch(self) -> None:
         started = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trains with
         batch_losses: list[float] | None = [] if self.record_batch_loss else None
         shard = (self.dist.rank, self.dist.world)
         progress = self.progress if self.dist.is_main else None
@@ -215,7 +216,7 @@ class Trainer:
             self.scheduler.step()
         seconds = time.perf_counter() - started
         metrics = self._evaluate_epoch(
-            self.epoch + 1, loss, acc, seconds, tuple(batch_losses or ())
+            self.epoch + 1, loss, acc, seconds, tuple(batch_losses or ()), lr
         )
         self.result.epochs.append(metrics)
         self.epoch += 1
@@ -241,10 +242,10 @@ class Trainer:
         acc: float | None,
         seconds: float,
         batch_losses: tuple[float, ...],
+        lr: float | None = None,
     ) -> EpochMetrics:
         evaluated = len(self.val_set) and self.dist.is_main
         val_loss, val_acc = evaluate(self.module, self.val_set) if evaluated else (None, None)
-        lr = self.optimizer.param_groups[0]["lr"] if epoch else None
         return EpochMetrics(epoch, loss, acc, val_loss, val_acc, seconds, lr, batch_losses)
 
     def _update_early_stopping(self, metrics: EpochMetrics) -> None:
