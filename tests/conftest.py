@@ -44,3 +44,36 @@ def check_expected(path: Path, actual: str, overwrite: bool) -> None:
         if not overwrite:
             pytest.fail(f"{path} did not exist; written now — check it and commit it")
     assert actual == path.read_text(), f"output differs from {path} (pytest --overwrite to update)"
+
+
+def _train_on_mnist(name: str, tmp_path_factory: pytest.TempPathFactory, n: int) -> Path:
+    """Train zoo model ``name`` for one epoch on ``n`` stratified MNIST images; its checkpoint."""
+    from dataclasses import replace
+
+    from convscope.data.datasets import load_dataset
+    from convscope.data.sampling import stratified_indices
+    from convscope.models.checkpoint import save_checkpoint
+    from convscope.models.loading import load_model
+    from convscope.train.loop import TrainConfig
+    from convscope.train.trainer import fit
+
+    train = load_dataset("mnist", "train")
+    keep = stratified_indices(train.labels, n // 10, seed=0)
+    subset = replace(train, images=train.images[keep], labels=train.labels[keep])
+    model = load_model(name, seed=0)
+    fit(model, subset, None, TrainConfig(epochs=1, batch_size=64, seed=0, lr=2e-3))
+    path = tmp_path_factory.mktemp(f"trained-{name}") / f"{name}.ckpt"
+    save_checkpoint(model, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_lenet5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Checkpoint of ``lenet5`` trained one epoch on 12,000 MNIST images (about 97% accurate)."""
+    return _train_on_mnist("lenet5", tmp_path_factory, 12_000)
+
+
+@pytest.fixture(scope="session")
+def trained_lenet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Checkpoint of ``lenet`` (the LeNet-like reference) trained one epoch on 12,000 MNIST images."""
+    return _train_on_mnist("lenet", tmp_path_factory, 12_000)

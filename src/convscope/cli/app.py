@@ -53,9 +53,19 @@ def build_parser() -> ArgumentParser:
     model_cmds.register(commands)
     train_cmds.register(commands)
     runs_cmds.register(commands)
-    from convscope.cli import study_cmds
+    from convscope.cli import (
+        attribute_cmds,
+        feature_cmds,
+        kernel_cmds,
+        maximize_cmds,
+        study_cmds,
+    )
 
     study_cmds.register(commands)
+    kernel_cmds.register(commands)
+    feature_cmds.register(commands)
+    maximize_cmds.register(commands)
+    attribute_cmds.register(commands)
     return parser
 
 

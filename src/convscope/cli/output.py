@@ -81,3 +81,46 @@ def download_progress(enabled: bool) -> Iterator[Callable[[int, int | None, str]
             progress.update(tasks[description], completed=done, total=total)
 
         yield update
+
+
+def add_out_argument(parser: argparse.ArgumentParser, what: str, *, required: bool = False) -> None:
+    """``--out F``: where a figure goes, its format named by the suffix (.png, .svg, .pdf)."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=required,
+        metavar="F",
+        help=f"write {what} to F (.png, .svg or .pdf)",
+    )
+
+
+def write_figure(fig: Any, path: Path) -> Path:
+    """Save a figure atomically and say where on stderr."""
+    from convscope.render.figures import save_figure
+
+    written = save_figure(fig, path)
+    announce(written)
+    return written
+
+
+def write_npy(path: Path, array: Any) -> Path:
+    """Save an array as ``.npy`` atomically and say where on stderr."""
+    import numpy as np
+
+    from convscope.data.idx import atomic_write
+    from convscope.errors import ConvscopeError
+
+    path = Path(path)
+    if path.suffix != ".npy":
+        raise ConvscopeError(f"cannot write {path}: an array file name must end in .npy")
+    if not path.parent.exists():
+        raise ConvscopeError(f"cannot write {path}: folder {path.parent} does not exist")
+    with atomic_write(path) as handle:
+        np.save(handle, np.asarray(array), allow_pickle=False)
+    announce(path)
+    return path
+
+
+def announce(path: Path) -> None:
+    """``wrote PATH`` on stderr, so stdout stays clean for ``--json``."""
+    sys.stderr.write(f"wrote {path}\n")

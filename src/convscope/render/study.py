@@ -7,7 +7,6 @@ body for a notebook (pictures embedded). Every file is written atomically.
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -19,14 +18,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from convscope.data.idx import atomic_write
 from convscope.render.confusion import plot_confusion_grid, plot_confusion_matrix
 from convscope.render.curves import plot_training_curves, run_labels
+from convscope.render.figures import data_uri, save_figure
 from convscope.train.results import RunResult, StudyResult
 
-DPI = 120
 COLUMNS = (
     "model",
     "name",
@@ -199,20 +197,13 @@ def _link_list(links: Sequence[tuple[str, str]]) -> str:
     return f"<ul class='links'>{items}</ul>"
 
 
-def _data_uri(fig: Figure) -> str:
-    """A PNG of ``fig`` as a ``data:`` URI, for pages that must carry their pictures."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _embedded_sources(study: StudyResult) -> dict[str, str]:
     """The page's pictures rendered in memory (for a notebook, where no files exist)."""
     sources = {}
     if study.runs:
-        sources["curves.png"] = _data_uri(plot_training_curves(study.runs, title=study.name))
+        sources["curves.png"] = data_uri(plot_training_curves(study.runs, title=study.name))
     if any(run.confusion is not None for run in study.runs):
-        sources["confusion_all.png"] = _data_uri(plot_confusion_grid(study.runs))
+        sources["confusion_all.png"] = data_uri(plot_confusion_grid(study.runs))
     return sources
 
 
@@ -288,12 +279,6 @@ def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     return path
 
 
-def _save_figure(fig: Figure, path: Path) -> Path:
-    """Save ``fig`` atomically in the format its suffix names."""
-    fmt = path.suffix.lstrip(".")
-    return _write_atomic(path, lambda h: fig.savefig(h, format=fmt, dpi=DPI))
-
-
 def _write_text(path: Path, text: str) -> Path:
     """Write UTF-8 text atomically."""
     return _write_atomic(path, lambda h: h.write(text.encode("utf-8")))
@@ -325,7 +310,7 @@ def _write_figures(study: StudyResult, out_dir: Path) -> dict[str, Path]:
     if study.runs:
         curves = plot_training_curves(study.runs, title=study.name)
         for name in ("curves.png", "curves.svg"):
-            written[name] = _save_figure(curves, out_dir / name)
+            written[name] = save_figure(curves, out_dir / name)
     labels = dict(zip((id(r) for r in study.runs), run_labels(study.runs), strict=True))
     names = confusion_file_names(study.runs)
     for run in study.runs:
@@ -333,9 +318,9 @@ def _write_figures(study: StudyResult, out_dir: Path) -> dict[str, Path]:
         if name is None:
             continue
         fig = plot_confusion_matrix(run.confusion, run.class_names, title=labels[id(run)])
-        written[name] = _save_figure(fig, out_dir / name)
+        written[name] = save_figure(fig, out_dir / name)
     if any(run.confusion is not None for run in study.runs):
-        written["confusion_all.png"] = _save_figure(
+        written["confusion_all.png"] = save_figure(
             plot_confusion_grid(study.runs), out_dir / "confusion_all.png"
         )
     return written
