@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
 from convscope.embed.alignment import movement, procrustes_align, standardize
-from convscope.embed.projection import Projector, ProjectionParams, project_epochs
+from convscope.embed.projection import ProjectionParams, Projector, project_epochs
 from convscope.errors import ConvscopeError
 
 
@@ -35,7 +37,7 @@ def _training_epochs(n_epochs: int = 4) -> dict[int, np.ndarray]:
 
 def _mean_movement(layouts: dict[int, np.ndarray]) -> float:
     epochs = sorted(layouts)
-    return float(np.mean([movement(layouts[a], layouts[b]) for a, b in zip(epochs, epochs[1:])]))
+    return float(np.mean([movement(layouts[a], layouts[b]) for a, b in pairwise(epochs)]))
 
 
 def test_standardize_centres_and_scales() -> None:
