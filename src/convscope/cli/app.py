@@ -55,6 +55,7 @@ def build_parser() -> ArgumentParser:
     runs_cmds.register(commands)
     from convscope.cli import (
         attribute_cmds,
+        embed_cmds,
         feature_cmds,
         kernel_cmds,
         maximize_cmds,
@@ -66,6 +67,7 @@ def build_parser() -> ArgumentParser:
     feature_cmds.register(commands)
     maximize_cmds.register(commands)
     attribute_cmds.register(commands)
+    embed_cmds.register(commands)
     return parser
 
 

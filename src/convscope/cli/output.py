@@ -124,3 +124,29 @@ def write_npy(path: Path, array: Any) -> Path:
 def announce(path: Path) -> None:
     """``wrote PATH`` on stderr, so stdout stays clean for ``--json``."""
     sys.stderr.write(f"wrote {path}\n")
+
+
+@contextmanager
+def task_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """Bars for counted work on stderr (terminals only): ``update(description, done, total)``."""
+    from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+
+    err = Console(stderr=True)
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err) as progress:
+        tasks: dict[str, Any] = {}
+
+        def update(description: str, done: int, total: int) -> None:
+            if description not in tasks:
+                tasks[description] = progress.add_task(description, total=total)
+            progress.update(tasks[description], completed=done, total=total)
+
+        yield update
