@@ -72,3 +72,25 @@ def test_study_cli_json(tmp_path: Path, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     assert status == 0 and out["results"][0]["model"] == "lenet5"
     assert (tmp_path / "study" / "index.html").is_file()
+
+
+def test_seeds_train_each_model_once_per_seed(tmp_path: Path) -> None:
+    settings = StudySettings(
+        name="seeded",
+        models=("lenet5",),
+        config=TrainConfig(epochs=1, batch_size=100, seed=4),
+        subset=300,
+        record=("dense_1",),
+        probe_per_class=2,
+        seeds=2,
+    )
+    with open_store(tmp_path / "runs") as store:
+        result = run_study(settings, store=store)
+        runs = [store.run(r.run_id) for r in result.runs]
+        again = study_result(store, "seeded")
+    assert [r.config["config"]["seed"] for r in runs] == [4, 5]
+    assert [r.name for r in runs] == ["seeded/lenet5/seed4", "seeded/lenet5/seed5"]
+    assert len(again.runs) == 2  # the latest run of each model *and seed*
+    assert result.runs[0].val_loss[-1] != result.runs[1].val_loss[-1]
+    with pytest.raises(ConvscopeError, match="--seeds"):
+        StudySettings(seeds=0)

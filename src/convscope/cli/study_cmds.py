@@ -40,6 +40,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="L1,L2",
         help="layers recorded on the probe set every epoch (hidden)",
     )
+    study.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train each model N times (seeds S, S+1, ...) for means and confidence intervals (1)",
+    )
     study.add_argument("--name", default="architectures", help="the study's name (architectures)")
     study.add_argument(
         "--out",
@@ -70,6 +77,7 @@ def run_study_command(args: argparse.Namespace) -> int:
         subset=args.subset,
         probe_per_class=args.probe_per_class,
         validation=args.validation,
+        seeds=args.seeds,
     )
     out_dir = args.out or Path("convscope-studies") / args.name
     out = console()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +37,34 @@ class StudySettings:
     subset: int | None = None
     probe_per_class: int = 100
     validation: str | None = None
+    seeds: int = 1
+    """Train every model this many times, with seeds ``config.seed``, ``config.seed + 1``, ..."""
 
     def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ConvscopeError("--seeds must be at least 1")
         if not self.models:
             raise ConvscopeError("a study needs at least one model")
         if len(set(self.models)) != len(self.models):
             raise ConvscopeError("each model may appear only once in a study")
 
 
-def run_settings(settings: StudySettings, model: str) -> RunSettings:
-    """The run settings of one model of the study."""
+def run_settings(settings: StudySettings, model: str, seed_offset: int = 0) -> RunSettings:
+    """The run settings of one model of the study (and one of its seeds)."""
+    name = f"{settings.name}/{model}"
+    config = settings.config
+    if settings.seeds > 1:
+        config = replace(config, seed=config.seed + seed_offset)
+        name = f"{name}/seed{config.seed}"
     return RunSettings(
         model=model,
         data=settings.data,
-        config=settings.config,
+        config=config,
         record=settings.record,
         probe_per_class=settings.probe_per_class,
         subset=settings.subset,
         validation=settings.validation,
-        name=f"{settings.name}/{model}",
+        name=name,
         study=settings.name,
     )
 
@@ -74,12 +83,15 @@ def run_study(
     for model in settings.models:  # fail on a bad name or layer before hours of training
         resolve_layers(load_model(model).module, settings.record)
     run_ids = []
-    for model in settings.models:
-        context = progress_for(model) if progress_for else nullcontext(None)
-        with context as progress:
-            run_ids.append(
-                train_run(run_settings(settings, model), store=store, progress=progress).run_id
+    for offset in range(settings.seeds):
+        for model in settings.models:
+            label = (
+                model if settings.seeds == 1 else f"{model} (seed {settings.config.seed + offset})"
             )
+            context = progress_for(label) if progress_for else nullcontext(None)
+            with context as progress:
+                run = run_settings(settings, model, offset)
+                run_ids.append(train_run(run, store=store, progress=progress).run_id)
     result = study_result(store, settings.name, run_ids=run_ids, settings=settings)
     if out_dir is not None:
         from convscope.render.study import write_study_folder
@@ -129,11 +141,11 @@ def study_result(
     run_ids: Sequence[str] | None = None,
     settings: StudySettings | None = None,
 ) -> StudyResult:
-    """The study's runs (its latest run of each model, or ``run_ids``) as a StudyResult."""
+    """The study's runs (its latest run of each model and seed, or ``run_ids``) as a StudyResult."""
     if run_ids is None:
-        latest: dict[str, str] = {}
-        for run in store.runs_of_study(name):
-            latest[run.model] = run.id  # runs come oldest first
+        latest: dict[tuple[str, object], str] = {}
+        for run in store.runs_of_study(name):  # runs come oldest first
+            latest[(run.model, run.config.get("config", {}).get("seed"))] = run.id
         run_ids = list(latest.values())
     if not run_ids:
         raise ConvscopeError(
@@ -165,6 +177,7 @@ def study(
     name: str = "architectures",
     store: str | Path = DEFAULT_STORE_DIR,
     out: str | Path | None = None,
+    seeds: int = 1,
     **train_options: Any,
 ) -> StudyResult:
     """Run a study from a notebook: ``convscope.study(epochs=2, subset=12000)``.
@@ -182,6 +195,7 @@ def study(
         config=config,
         record=tuple(record),
         subset=subset,
+        seeds=seeds,
     )
     with open_store(store) as opened:
         return run_study(settings, store=opened, out_dir=Path(out) if out else None)
