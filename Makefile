@@ -14,7 +14,7 @@ STAMP := $(VENV)/.setup-$(SETUP_HASH)
 # pip on this machine warns about every local index entry it skips; keep the log readable.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
-.PHONY: help setup test test-fast demo lint data clean
+.PHONY: help setup test test-fast demo lint data browser clean
 
 help:
 	@echo "make demo       set up, then run the main job: the architecture study into demo-out/"
@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml requirements-torch.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -m pip install --quiet -r requirements-torch.txt 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(QUIET_PIP)
-	$(MAKE) --no-print-directory data
+	$(MAKE) --no-print-directory data browser
 	rm -f $(VENV)/.setup-*
 	touch $@
 	@echo "==> $(VENV) ready"
@@ -47,6 +47,20 @@ data:
 	else \
 		echo "Fashion-MNIST: no Debian package; convscope downloads it on first use," \
 			"or run 'convscope data fetch fashion-mnist --from DIR' with the four IDX files"; \
+	fi
+
+# The report's browser test drives Debian's Chromium with Playwright (which cannot
+# download its own browser here).
+browser:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "==> Chromium: present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "==> installing Debian's chromium for the browser tests"; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+		  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } \
+		|| echo "apt-get failed: the browser tests need /usr/bin/chromium"; \
+	else \
+		echo "Chromium missing and apt unusable: the browser tests need /usr/bin/chromium"; \
 	fi
 
 test: setup

@@ -1,9 +1,344 @@
-"""Placeholder: filled in by the kernel work of issue 5."""
+"""Kernel commands: ``kernels`` (grids, health, kernels over epochs) and ``apply-kernel``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
+
+from convscope.cli.app import add_command
+from convscope.cli.model_cmds import add_model_arguments, load
+from convscope.cli.output import (
+    add_out_argument,
+    announce,
+    console,
+    print_json,
+    write_figure,
+    write_npy,
+)
+from convscope.errors import ConvscopeError
+
+NORMS = ("per-kernel", "layer", "diverging")
+
+HEALTH_COLUMNS = (
+    ("kernels", "kernels"),
+    ("dead", "dead"),
+    ("duplicates", "duplicates"),
+    ("noisy", "noisy"),
+    ("mean norm", "norm_mean"),
+    ("mean high-freq share", "high_freq_energy_mean"),
+    ("white noise's share", "high_freq_energy_white_noise"),
+)
+"""The health summary table: header and summary key."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add the commands of this module."""
+    """Add ``kernels`` and ``apply-kernel``."""
+    kernels = add_command(
+        commands,
+        "kernels",
+        "Draw the kernels of a conv layer, and measure their health.\n\n"
+        "One input channel: gray tiles; three: RGB tiles (--bgr for models trained on BGR);\n"
+        "more: one row per output channel over its input channels, or --reduce mean|norm.\n"
+        "With MODEL run:ID and --epochs, the kernels a recorded run kept at each epoch.",
+        "  convscope kernels lenet --layer conv2d_1 --out k.png\n"
+        "  convscope kernels resnet50 --weights r50.pth --layer conv1 --out k.png --health\n"
+        "  convscope kernels lenet --layer conv2d_2 --reduce mean --norm layer --out k.svg\n"
+        "  convscope kernels lenet --layer conv2d_1 --health --json\n"
+        "  convscope kernels run:3f2a --layer conv2d_1 --epochs all --out k.gif",
+    )
+    add_model_arguments(kernels)
+    kernels.add_argument("--layer", required=True, metavar="L", help="the conv layer's name")
+    add_out_argument(kernels, "the kernel grid (.gif: an animation over --epochs)")
+    kernels.add_argument(
+        "--npy",
+        type=Path,
+        metavar="F",
+        help="write the raw weights, out x in x H x W (E x ... with --epochs)",
+    )
+    kernels.add_argument(
+        "--norm",
+        choices=NORMS,
+        default=None,
+        help="per-kernel min-max (default), one layer-wide scale, or a "
+        "diverging scale centred on zero (default 'layer' with --epochs)",
+    )
+    kernels.add_argument(
+        "--reduce",
+        choices=("mean", "norm"),
+        help="one tile per kernel: mean or L2 norm over its input channels",
+    )
+    kernels.add_argument(
+        "--per-channel",
+        action="store_true",
+        help="one row per output channel over its input channels, also for RGB",
+    )
+    kernels.add_argument("--cols", type=int, metavar="N", help="grid columns (default: automatic)")
+    kernels.add_argument(
+        "--limit", type=int, metavar="N", help="show only the first N kernels (output channels)"
+    )
+    kernels.add_argument(
+        "--bgr",
+        action="store_true",
+        help="the model was trained on BGR input: show its kernels as RGB",
+    )
+    kernels.add_argument(
+        "--health", action="store_true", help="measure dead, near-duplicate and noisy kernels"
+    )
+    kernels.add_argument(
+        "--health-out",
+        type=Path,
+        metavar="F",
+        help="write the health figure to F (.png, .svg or .pdf)",
+    )
+    kernels.add_argument(
+        "--epochs", metavar="E", help="with MODEL run:ID: 'all' or a list such as 0,1,5"
+    )
+    kernels.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    kernels.set_defaults(handler=run_kernels)
+
+    apply = add_command(
+        commands,
+        "apply-kernel",
+        "Apply one kernel of a conv layer to an image and show its response: the edge it sees.\n\n"
+        "IMAGE is a SPEC (file, folder, DATASET:SPLIT:INDEX) naming one image, or a photo\n"
+        "that ships with scikit-learn: sample:china or sample:flower.",
+        "  convscope apply-kernel resnet50 --layer conv1 --kernel 0 --image sample:china "
+        "--out r.png\n"
+        "  convscope apply-kernel lenet --layer conv2d_1 --kernel 3 --image mnist:test:0 --json\n"
+        "  convscope apply-kernel resnet50 --layer conv1 --kernel 5 --image cat.jpg --full-size",
+    )
+    add_model_arguments(apply)
+    apply.add_argument("--layer", required=True, metavar="L", help="the conv layer's name")
+    apply.add_argument(
+        "--kernel",
+        required=True,
+        type=int,
+        metavar="K",
+        help="the kernel (output channel) to apply",
+    )
+    apply.add_argument("--image", required=True, metavar="SPEC", help="the image")
+    apply.add_argument(
+        "--full-size",
+        action="store_true",
+        help="keep the image's own size instead of the model's input size",
+    )
+    apply.add_argument("--bgr", action="store_true", help="feed the image as BGR")
+    add_out_argument(apply, "the image, kernel and response figure")
+    apply.add_argument("--npy", type=Path, metavar="F", help="write the response map (H x W)")
+    apply.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    apply.set_defaults(handler=run_apply_kernel)
+
+
+def parse_epochs(text: str) -> list[int] | None:
+    """``"all"`` -> None (every recorded epoch); ``"0,1,5"`` -> ``[0, 1, 5]``."""
+    if text.strip() == "all":
+        return None
+    try:
+        epochs = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConvscopeError(
+            f"--epochs takes 'all' or a list such as 0,1,5, not {text!r}"
+        ) from None
+    if not epochs or min(epochs) < 0:
+        raise ConvscopeError(f"--epochs takes 'all' or a list such as 0,1,5, not {text!r}")
+    return sorted(set(epochs))
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    for name in ("cols", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConvscopeError(f"--{name} must be at least 1, got {value}")
+
+
+def run_kernels(args: argparse.Namespace) -> int:
+    _check_counts(args)
+    if args.epochs is not None:
+        return _run_epochs(args)
+    if args.out is not None and args.out.suffix.lower() == ".gif":
+        raise ConvscopeError(
+            "a .gif shows kernels over epochs: give MODEL run:ID with --epochs all"
+        )
+    from convscope.probe.kernels import kernel_set
+
+    model = load(args)
+    kernels = kernel_set(model, args.layer, channel_order="BGR" if args.bgr else None)
+    grid = kernels.grid(
+        args.norm or "per-kernel",
+        reduce=args.reduce,
+        per_channel=args.per_channel,
+        cols=args.cols,
+        limit=args.limit,
+    )
+    health = kernels.health() if args.health or args.health_out else None
+    if args.npy is not None:
+        write_npy(args.npy, kernels.weights)
+    if args.out is not None:
+        write_figure(grid.figure(), args.out)
+    if args.health_out is not None and health is not None:
+        write_figure(health.figure(), args.health_out)
+    document: dict[str, Any] = grid.to_dict() | {
+        "type": kernels.layer_type,
+        "nonfinite": list(kernels.nonfinite),
+    }
+    if health is not None:
+        document["health"] = health.to_dict()
+    if args.json:
+        print_json(document)
+    else:
+        _print_kernels(document, health, drew=args.out is not None)
+    return 0
+
+
+def _print_kernels(document: dict[str, Any], health: Any, *, drew: bool) -> None:
+    """A few lines for people: shape, normalisation, health summary and flagged kernels."""
+    from rich.table import Table
+
+    out = console()
+    shape = "×".join(str(s) for s in document["shape"])
+    out.print(
+        f"[bold]{document['model']} · {document['layer']}[/] ({document['type']}): "
+        f"{shape} (out × in × H × W), channels {document['channel_order'] or 'feature maps'}"
+    )
+    out.print(document["caption"])
+    if document["nonfinite"]:
+        out.print(f"[red]kernels with NaN/Inf weights: {document['nonfinite']}[/]")
+    if health is not None:
+        s = document["health"]["summary"]
+        table = Table(title="kernel health", show_header=True)
+        for header, _ in HEALTH_COLUMNS:
+            table.add_column(header, justify="right")
+        table.add_row(*[_fmt(s[key]) for _, key in HEALTH_COLUMNS])
+        out.print(table)
+        flagged = [
+            k
+            for k in document["health"]["kernels"]
+            if k["dead"] or k["duplicate_of"] is not None or not k["finite"]
+        ]
+        for k in flagged[:20]:
+            why = (
+                "dead"
+                if k["dead"]
+                else (f"near-duplicate of {k['duplicate_of']}" if k["finite"] else "NaN/Inf")
+            )
+            out.print(f"  kernel {k['index']}: {why}")
+        if len(flagged) > 20:
+            out.print(f"  ... {len(flagged) - 20} more (--json lists all)")
+    if not drew:
+        out.print("[dim]add --out FILE.png to draw the grid[/]")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _run_epochs(args: argparse.Namespace) -> int:
+    from convscope.probe.kernels import kernels_over_epochs
+
+    if not args.model.startswith("run:"):
+        raise ConvscopeError(
+            f"--epochs needs a recorded run as MODEL (run:ID), not {args.model!r}; "
+            "list runs with `convscope runs list`"
+        )
+    if args.weights is not None:
+        raise ConvscopeError("--weights does not apply to a recorded run's epochs")
+    if args.per_channel:
+        raise ConvscopeError("--per-channel does not apply to --epochs; use --reduce or a layer")
+    epochs = parse_epochs(args.epochs)
+    history = kernels_over_epochs(
+        args.store,
+        args.model.split(":", 1)[1],
+        args.layer,
+        epochs=epochs,
+        channel_order="BGR" if args.bgr else None,
+    )
+    norm = args.norm or "layer"
+    grid = history.grid(norm, reduce=args.reduce, limit=args.limit or 16)
+    if args.npy is not None:
+        write_npy(args.npy, history.weights)
+    if args.out is not None:
+        if args.out.suffix.lower() == ".gif":
+            from convscope.render.kernels import save_kernel_animation
+
+            frames = history.frames(norm, reduce=args.reduce, cols=args.cols)
+            announce(save_kernel_animation(frames, args.out))
+        else:
+            write_figure(grid.figure(), args.out)
+    healths = history.health() if args.health or args.health_out else None
+    if args.health_out is not None:
+        write_figure(history.health_figure(), args.health_out)
+    document = history.to_dict() | {
+        "normalization": norm,
+        "reduce": grid.reduce,
+        "epochs": [
+            {"epoch": e} | ({"health": h.to_dict()} if healths is not None else {})
+            for e, h in zip(history.epochs, healths or [None] * len(history.epochs), strict=True)
+        ],
+    }
+    if args.json:
+        print_json(document)
+        return 0
+    out = console()
+    shape = "×".join(str(s) for s in document["shape"])
+    out.print(
+        f"[bold]{history.model} ({history.run_id}) · {history.layer}[/]: {shape}, "
+        f"epochs {', '.join(str(e) for e in history.epochs)}"
+    )
+    if healths is not None:
+        from rich.table import Table
+
+        table = Table(title="kernel health per epoch")
+        for column in ("epoch", "dead", "duplicates", "noisy", "norm mean", "high-freq mean"):
+            table.add_column(column, justify="right")
+        for e, h in zip(history.epochs, healths, strict=True):
+            s = h.summary()
+            table.add_row(
+                str(e),
+                str(s["dead"]),
+                str(s["duplicates"]),
+                str(s["noisy"]),
+                _fmt(s["norm_mean"]),
+                _fmt(s["high_freq_energy_mean"]),
+            )
+        out.print(table)
+    if args.out is None:
+        out.print("[dim]add --out FILE.png (or .gif) to draw the kernels over epochs[/]")
+    return 0
+
+
+def run_apply_kernel(args: argparse.Namespace) -> int:
+    from convscope.probe.kernels import apply_kernel
+
+    model = load(args)
+    result = apply_kernel(
+        model,
+        args.layer,
+        args.kernel,
+        args.image,
+        full_size=args.full_size,
+        channel_order="BGR" if args.bgr else None,
+    )
+    if args.npy is not None:
+        write_npy(args.npy, result.response)
+    if args.out is not None:
+        write_figure(result.figure(), args.out)
+    data = result.to_dict()
+    if args.json:
+        print_json(data)
+        return 0
+    out = console()
+    out.print(
+        f"[bold]{data['model']} · {data['layer']} · kernel {data['kernel']}[/] "
+        f"on {data['image']}: "
+        f"response {data['response_shape'][1]}×{data['response_shape'][0]}, "
+        f"min {data['min']:.3g}, max {data['max']:.3g}, mean {data['mean']:.3g}, "
+        f"{data['positive_share']:.0%} positive"
+    )
+    if args.out is None:
+        out.print("[dim]add --out FILE.png to see the image beside its response[/]")
+    return 0

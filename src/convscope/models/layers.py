@@ -43,7 +43,7 @@ class Conv2dAct(nn.Conv2d):
 
     def __init__(self, *args: object, activation: str | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        activate(torch.zeros(1), activation)  # validate the name early
+        activate(torch.zeros(1, 1), activation)  # validate the name early
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -58,7 +58,7 @@ class LinearAct(nn.Linear):
 
     def __init__(self, *args: object, activation: str | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        activate(torch.zeros(1), activation)
+        activate(torch.zeros(1, 1), activation)
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
