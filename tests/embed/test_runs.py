@@ -17,33 +17,13 @@ from convscope.render.embedding import (
     write_animation,
 )
 from convscope.store import open_store
-from convscope.train.loop import TrainConfig
-from convscope.train.run import RunSettings, train_run
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    """Two models trained 2 epochs on 2,000 Fashion-MNIST images, ``hidden`` on 100 probe images."""
-    root = tmp_path_factory.mktemp("embed") / "runs"
-    ids = []
+def test_every_epoch_is_mapped_and_scored(recorded_runs) -> None:
+    root, (run_id, _) = recorded_runs
     with open_store(root) as store:
-        for model in ("sequential", "residual"):
-            settings = RunSettings(
-                model=model,
-                data="fashion-mnist",
-                config=TrainConfig(epochs=2, batch_size=100, seed=0),
-                record=("hidden",),
-                probe_per_class=10,
-                subset=2000,
-            )
-            ids.append(train_run(settings, store=store).run_id)
-    return root, ids
-
-
-def test_every_epoch_is_mapped_and_scored(recorded) -> None:
-    root, (run_id, _) = recorded
-    with open_store(root) as store:
-        result = embed_run(store, run_id, "hidden", ProjectionParams(method="pca"))
+        params = ProjectionParams(method="tsne", perplexity=10)  # no other test maps this pair
+        result = embed_run(store, run_id, "hidden", params)
         assert result.epochs == [0, 1, 2] and result.computed == [0, 1, 2]
         assert result.layouts[2].shape == (100, 2)
         assert result.class_names[0] == "T-shirt/top"
@@ -51,12 +31,12 @@ def test_every_epoch_is_mapped_and_scored(recorded) -> None:
         assert result.scores[2].knn_hidden > result.scores[0].knn_hidden
         assert result.scores[2].linear_probe > 0.5
         data = result.to_dict()
-        assert data["method"] == "pca" and [e["epoch"] for e in data["epochs"]] == [0, 1, 2]
+        assert data["method"] == "tsne" and [e["epoch"] for e in data["epochs"]] == [0, 1, 2]
         assert store.check().ok
 
 
-def test_a_cache_hit_does_no_recomputation(recorded, monkeypatch: pytest.MonkeyPatch) -> None:
-    root, (_, run_id) = recorded
+def test_a_cache_hit_does_no_recomputation(recorded_runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, (_, run_id) = recorded_runs
     params = ProjectionParams(method="pca", aligned=False)  # no other test maps this pair
     with open_store(root) as store:
         first = embed_run(store, run_id, "hidden", params)
@@ -77,22 +57,22 @@ def test_a_cache_hit_does_no_recomputation(recorded, monkeypatch: pytest.MonkeyP
         assert first.scores[epoch] == second.scores[epoch]
 
 
-def test_other_parameters_are_a_separate_cache_entry(recorded) -> None:
-    root, (run_id, _) = recorded
+def test_other_parameters_are_a_separate_cache_entry(recorded_runs) -> None:
+    root, (run_id, _) = recorded_runs
     with open_store(root) as store:
         embed_run(store, run_id, "hidden", ProjectionParams(method="pca"))
         again = embed_run(store, run_id, "hidden", ProjectionParams(method="pca", aligned=False))
     assert again.computed == [0, 1, 2]
 
 
-def test_unrecorded_layer_names_the_recorded_ones(recorded) -> None:
-    root, (run_id, _) = recorded
+def test_unrecorded_layer_names_the_recorded_ones(recorded_runs) -> None:
+    root, (run_id, _) = recorded_runs
     with open_store(root) as store, pytest.raises(LayerError, match="recorded: hidden"):
         embed_run(store, run_id, "hiden")
 
 
-def test_pictures_of_two_runs_side_by_side(recorded, tmp_path: Path) -> None:
-    root, ids = recorded
+def test_pictures_of_two_runs_side_by_side(recorded_runs, tmp_path: Path) -> None:
+    root, ids = recorded_runs
     with open_store(root) as store:
         results = [embed_run(store, i, "hidden", ProjectionParams(method="pca")) for i in ids]
     fig = plot_embedding_grid(results)

@@ -59,6 +59,7 @@ def build_parser() -> ArgumentParser:
         feature_cmds,
         kernel_cmds,
         maximize_cmds,
+        report_cmds,
         study_cmds,
     )
 
@@ -68,6 +69,7 @@ def build_parser() -> ArgumentParser:
     maximize_cmds.register(commands)
     attribute_cmds.register(commands)
     embed_cmds.register(commands)
+    report_cmds.register(commands)
     return parser
 
 

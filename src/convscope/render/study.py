@@ -155,7 +155,7 @@ def _setting_text(value: Any) -> str:
     return str(value)
 
 
-def _settings_html(study: StudyResult) -> str:
+def settings_html(study: StudyResult) -> str:
     """The settings as a two-column table, dataset first."""
     items = {"dataset": study.dataset, **study.settings}
     rows = "".join(
@@ -165,7 +165,7 @@ def _settings_html(study: StudyResult) -> str:
     return f"<table class='settings'>{rows}</table>"
 
 
-def _results_html(rows: list[dict[str, Any]]) -> str:
+def results_html(rows: list[dict[str, Any]]) -> str:
     """The results table; the run(s) with the best test accuracy get class ``best``."""
     scores = [row["test_acc"] for row in rows if row["test_acc"] is not None]
     best = max(scores) if scores else None
@@ -220,9 +220,9 @@ def study_html(study: StudyResult, *, files: Mapping[str, str] | None = None) ->
         f"<style>{CSS}</style><div class='convscope-study'>",
         f"<h1>{html.escape(study.name)}</h1>",
         "<h2>Settings</h2>",
-        _settings_html(study),
+        settings_html(study),
         "<h2>Results</h2>",
-        _results_html(results_rows(study)),
+        results_html(results_rows(study)),
     ]
     data_links = [(sources[n], n) for n in ("results.csv", "results.json") if n in sources]
     if linked and data_links:

@@ -1,0 +1,63 @@
+"""``convscope report``: the study report, one self-contained HTML file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from convscope.cli.app import add_command
+from convscope.cli.output import add_store_argument, announce, task_progress
+from convscope.embed.projection import METHODS
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``report``."""
+    report = add_command(
+        commands,
+        "report",
+        "Write one self-contained HTML report on a study or on runs.\n\n"
+        "It holds the models (summary and diagram), training curves, the results table,\n"
+        "confusion matrices, maps of the recorded layer over epochs (grid and animation),\n"
+        "separation scores with a ranked verdict, first-layer kernels over epochs, sample\n"
+        "feature maps, the settings and the versions. Images are inlined: the file opens\n"
+        "from disk with no network. Maps and scores are cached in the run store.",
+        "  convscope report architectures --out report.html\n"
+        "  convscope report 3fa2c1d0 94cc7dab --out two-runs.html --method pca\n"
+        "  convscope report architectures --store demo-out/runs --out demo-out/report.html",
+    )
+    report.add_argument("refs", nargs="+", metavar="STUDY|RUN", help="a study name or run ids")
+    report.add_argument(
+        "--out", type=Path, required=True, metavar="F", help="the report file (.html)"
+    )
+    report.add_argument("--layer", help="the recorded layer to map (default: the first recorded)")
+    report.add_argument("--method", choices=METHODS, default="umap", help="map method (umap)")
+    report.add_argument(
+        "--image", metavar="SPEC", help="input of the sample feature maps (DATASET:test:0)"
+    )
+    add_store_argument(report)
+    report.set_defaults(handler=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from convscope.embed.projection import ProjectionParams
+    from convscope.errors import ConvscopeError
+    from convscope.report.collect import collect_report
+    from convscope.report.page import write_report
+    from convscope.store import open_store
+
+    if args.out.suffix.lower() not in (".html", ".htm"):
+        raise ConvscopeError(f"cannot write {args.out}: the report's file name must end in .html")
+    if not args.out.parent.exists():
+        raise ConvscopeError(f"cannot write {args.out}: folder {args.out.parent} does not exist")
+    with open_store(args.store, create=False) as store, task_progress(True) as progress:
+        data = collect_report(
+            store,
+            args.refs,
+            layer=args.layer,
+            params=ProjectionParams(method=args.method),
+            image=args.image,
+            progress=progress,
+        )
+        write_report(data, args.out, progress)
+    announce(args.out)
+    return 0
