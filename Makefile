@@ -79,7 +79,8 @@ demo: setup
 	$(CONVSCOPE) data fetch fashion-mnist
 	$(CONVSCOPE) study --epochs 5 --subset 24000 --store $(DEMO_OUT)/runs --out $(DEMO_OUT)/study
 	$(CONVSCOPE) runs list --store $(DEMO_OUT)/runs
-	@echo "==> open $(DEMO_OUT)/study/index.html"
+	$(CONVSCOPE) report architectures --store $(DEMO_OUT)/runs --out $(DEMO_OUT)/report.html
+	@echo "==> the study report: $$(realpath $(DEMO_OUT)/report.html)"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
