@@ -1,9 +1,248 @@
-"""Placeholder: filled in by the attribute work of issue 5."""
+"""Attribution and architecture commands: ``attribute`` and ``diagram``."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from convscope.cli.app import add_command
+from convscope.cli.model_cmds import add_model_arguments, load
+from convscope.cli.output import (
+    add_out_argument,
+    announce,
+    console,
+    print_json,
+    write_figure,
+    write_npy,
+)
+from convscope.errors import ConvscopeError
+
+if TYPE_CHECKING:
+    from convscope.probe.graph import ModelGraph
+
+MAX_ATTRIBUTION_IMAGES = 8
+"""Most images one ``attribute`` call draws (one row each)."""
+
+DIAGRAM_FORMATS = (".svg", ".png", ".pdf", ".dot", ".gv")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add the commands of this module."""
+    """Add the ``attribute`` and ``diagram`` commands."""
+    attribute = add_command(
+        commands,
+        "attribute",
+        "Show which pixels the score of a class depends on: saliency, Grad-CAM,\n"
+        "integrated gradients, occlusion, overlaid on the image with colour bars.\n\n"
+        "The score is the model's output for the target class: the logit, or the\n"
+        "probability for models that end in a softmax. TARGET defaults to the\n"
+        "predicted class; give an index or a class name. Grad-CAM uses the last\n"
+        "convolution unless --layer names another layer.",
+        "  convscope attribute lenet5 --image mnist:test:0 --method all --out attr.png\n"
+        "  convscope attribute residual --image fashion-mnist:test:0-4 --method gradcam,ig\n"
+        "  convscope attribute resnet50 --weights r50.pth --image cat.jpg --method gradcam \\\n"
+        "      --layer layer4 --target 'tabby' --out cat.png\n"
+        "  convscope attribute run.ckpt --image mnist:test:3 --method ig --steps 200 --json",
+    )
+    add_model_arguments(attribute)
+    attribute.add_argument(
+        "--image",
+        required=True,
+        metavar="SPEC",
+        help=f"the image(s), up to {MAX_ATTRIBUTION_IMAGES}",
+    )
+    attribute.add_argument(
+        "--method",
+        required=True,
+        metavar="M[,M...]",
+        help="saliency, gradcam, ig, occlusion (comma-separated) or all",
+    )
+    attribute.add_argument(
+        "--target", metavar="C", help="class index or name to explain (default: the predicted one)"
+    )
+    attribute.add_argument(
+        "--layer", metavar="L", help="Grad-CAM's layer (default: the last convolution)"
+    )
+    attribute.add_argument(
+        "--steps", type=int, default=50, metavar="N", help="integrated-gradients steps (50)"
+    )
+    attribute.add_argument(
+        "--window",
+        type=int,
+        metavar="PX",
+        help="occlusion window side (default: ~1/7 of the input)",
+    )
+    attribute.add_argument(
+        "--stride", type=int, metavar="PX", help="occlusion stride (default: half the window)"
+    )
+    attribute.add_argument(
+        "--baseline",
+        choices=("black", "white", "mean"),
+        default="black",
+        help="reference input of ig and occlusion: black (default), white, or the dataset mean",
+    )
+    add_out_argument(attribute, "the figure")
+    attribute.add_argument(
+        "--npy",
+        type=Path,
+        metavar="F",
+        help="write the maps to F.npy as N x methods x H x W (methods in --method order)",
+    )
+    attribute.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    attribute.set_defaults(handler=run_attribute)
+
+    diagram = add_command(
+        commands,
+        "diagram",
+        "Draw the architecture: every layer with its type, output shape and parameters,\n"
+        "and the branches and merges (concatenations, residual additions) between them.\n\n"
+        "The graph comes from tracing the forward pass with torch.fx; a model that\n"
+        "cannot be traced is drawn as its module tree, with a warning. Big models are\n"
+        "collapsed to the deepest module depth that keeps at most --max-nodes boxes.",
+        "  convscope diagram inception --out inception.svg\n"
+        "  convscope diagram resnet50 --out resnet50.png\n"
+        "  convscope diagram resnet50 --depth 3 --out resnet50-full.svg\n"
+        "  convscope diagram residual --out residual.dot      (Graphviz source)\n"
+        "  convscope diagram residual --engine dot --out residual.pdf\n"
+        "  convscope diagram lenet5 --json",
+    )
+    add_model_arguments(diagram)
+    diagram.add_argument(
+        "--out",
+        type=Path,
+        metavar="F",
+        help="write the diagram to F (.svg, .png, .pdf, or .dot/.gv for Graphviz source)",
+    )
+    diagram.add_argument(
+        "--depth",
+        type=int,
+        metavar="N",
+        help="draw modules down to N levels of nesting (default: as deep as --max-nodes allows)",
+    )
+    diagram.add_argument(
+        "--max-nodes",
+        type=int,
+        default=60,
+        metavar="N",
+        help="collapse deeper modules until the graph has at most N boxes (60)",
+    )
+    diagram.add_argument(
+        "--engine",
+        choices=("python", "dot"),
+        default="python",
+        help="python: convscope's own layout (default); dot: Graphviz's `dot` program",
+    )
+    diagram.add_argument("--json", action="store_true", help="print the graph as JSON")
+    diagram.set_defaults(handler=run_diagram)
+
+
+def run_attribute(args: argparse.Namespace) -> int:
+    from convscope.data.spec import resolve_images
+    from convscope.probe.attribute import attribute_images, parse_methods
+    from convscope.render.attribution import attribution_figure, attribution_table
+
+    methods = parse_methods(args.method)
+    if args.layer is not None and "gradcam" not in methods:
+        raise ConvscopeError("--layer chooses Grad-CAM's layer; add gradcam to --method")
+    _check_outputs(args.out, args.npy)
+    model = load(args)
+    images = resolve_images(args.image, input_spec=model.input_spec)
+    if len(images) > MAX_ATTRIBUTION_IMAGES:
+        raise ConvscopeError(
+            f"{args.image!r} names {len(images)} images; attribute draws at most "
+            f"{MAX_ATTRIBUTION_IMAGES} at a time (use a smaller range)"
+        )
+    results = attribute_images(
+        model,
+        images,
+        methods,
+        target=args.target,
+        layer=args.layer,
+        steps=args.steps,
+        window=args.window,
+        stride=args.stride,
+        baseline=args.baseline,
+    )
+    if args.out is not None:
+        write_figure(attribution_figure(results), args.out)
+    if args.npy is not None:
+        import numpy as np
+
+        write_npy(args.npy, np.stack([r.stacked() for r in results]))
+    if args.json:
+        data = [r.to_dict() for r in results]
+        print_json(data[0] if len(data) == 1 else data)
+    else:
+        console().print(attribution_table(results))
+    return 0
+
+
+def _check_outputs(out: Path | None, npy: Path | None) -> None:
+    """Fail before the work, not after it, on a file that cannot be written."""
+    from convscope.render.figures import figure_format
+
+    if out is not None:
+        figure_format(out)
+    if npy is not None and npy.suffix != ".npy":
+        raise ConvscopeError(f"cannot write {npy}: an array file name must end in .npy")
+    for path in (out, npy):
+        if path is not None and not path.parent.exists():
+            raise ConvscopeError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
+def run_diagram(args: argparse.Namespace) -> int:
+    from convscope.probe.graph import model_graph
+
+    if args.out is None and not args.json:
+        raise ConvscopeError("give --out F (.svg, .png, .pdf or .dot) or --json")
+    out = args.out
+    if out is not None:
+        if out.suffix.lower() not in DIAGRAM_FORMATS:
+            raise ConvscopeError(
+                f"cannot write {out}: the file name must end in {', '.join(DIAGRAM_FORMATS)}"
+            )
+        if not out.parent.exists():
+            raise ConvscopeError(f"cannot write {out}: folder {out.parent} does not exist")
+        if args.engine == "dot" and shutil.which("dot") is None:
+            raise ConvscopeError(
+                "--engine dot needs Graphviz's `dot` program on PATH; install graphviz, "
+                "or leave out --engine to use convscope's own layout"
+            )
+    graph = model_graph(load(args), depth=args.depth, max_nodes=args.max_nodes)
+    if not graph.traced:
+        sys.stderr.write(f"convscope: warning: {graph.note}\n")
+    if out is not None:
+        _write_diagram(graph, out, args.engine)
+    if args.json:
+        print_json(graph.to_dict())
+    return 0
+
+
+def _write_diagram(graph: ModelGraph, out: Path, engine: str) -> None:
+    """Write ``graph`` in the format the suffix of ``out`` names."""
+    from convscope.data.idx import atomic_write_bytes
+
+    suffix = out.suffix.lower()
+    if suffix in (".dot", ".gv"):
+        atomic_write_bytes(out, graph.to_dot().encode())
+        announce(out)
+    elif engine == "dot":
+        rendered = subprocess.run(
+            ["dot", f"-T{suffix.lstrip('.')}"],
+            input=graph.to_dot().encode(),
+            capture_output=True,
+            check=False,
+        )
+        if rendered.returncode != 0:
+            detail = " ".join(rendered.stderr.decode(errors="replace").split())[:160]
+            raise ConvscopeError(f"Graphviz `dot` failed ({detail}); try without --engine dot")
+        atomic_write_bytes(out, rendered.stdout)
+        announce(out)
+    elif suffix == ".svg":
+        atomic_write_bytes(out, graph.to_svg().encode())
+        announce(out)
+    else:
+        write_figure(graph.figure(), out)
