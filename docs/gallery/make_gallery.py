@@ -121,6 +121,9 @@ def prepare_models(epochs: int) -> str:
     """Train lenet and lenet5, write the ResNet-50 weights; returns the lenet run id."""
     models = HERE / "models"
     models.mkdir(exist_ok=True)
+    run_file = models / "lenet-run.txt"
+    if run_file.exists() and (models / "lenet5.ckpt").exists():
+        return run_file.read_text().strip()  # trained by an earlier call: delete models/ to retrain
     out = run(
         f"convscope train lenet --data mnist --epochs {epochs} --store models/runs "
         "--save models/lenet.ckpt --json",
@@ -138,15 +141,19 @@ def prepare_models(epochs: int) -> str:
 
         torch.manual_seed(0)
         torch.save(resnet50(weights=None).state_dict(), weights)
+    run_file.write_text(lenet_run)
     return lenet_run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="training epochs of both LeNets")
+    parser.add_argument("--prepare-only", action="store_true", help="only train / write models")
     args = parser.parse_args()
     os.environ.setdefault("COLUMNS", "100")
     lenet_run = prepare_models(args.epochs)
+    if args.prepare_only:
+        return
     lines = [
         "# Gallery",
         "",

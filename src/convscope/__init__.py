@@ -6,6 +6,8 @@ The public API, imported lazily so that ``convscope --version`` stays fast::
     model = convscope.load_model("residual")          # zoo, torchvision:, timm:, file.py:fn, .ckpt
     convscope.summary(model)                          # Keras-style table (rich / Jupyter)
     train = convscope.load_dataset("fashion-mnist", "train")
+    convscope.kernels(model, "conv2D_1")              # results draw themselves in Jupyter
+    convscope.feature_maps(model, "fashion-mnist:test:0", ["conv2D_1", "pool1"])
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ _EXPORTS = {
     "resolve_images": ("convscope.data.spec", "resolve_images"),
     "InputSpec": ("convscope.data.preprocess", "InputSpec"),
     "ConvscopeError": ("convscope.errors", "ConvscopeError"),
+    "kernels": ("convscope.probe.kernels", "kernel_set"),
+    "kernels_over_epochs": ("convscope.probe.kernels", "kernels_over_epochs"),
+    "apply_kernel": ("convscope.probe.kernels", "apply_kernel"),
+    "feature_maps": ("convscope.probe.features", "feature_maps"),
+    "explain": ("convscope.probe.explain", "explain"),
+    "attribute": ("convscope.probe.attribute", "attribute"),
+    "diagram": ("convscope.probe.graph", "model_graph"),
+    "embed_run": ("convscope.embed.runs", "embed_run"),
+    "ProjectionParams": ("convscope.embed.projection", "ProjectionParams"),
 }
 
 __all__ = ["__version__", *_EXPORTS]
