@@ -37,6 +37,7 @@ _EXPORTS = {
     "feature_maps": ("convscope.probe.features", "feature_maps"),
     "explain": ("convscope.probe.explain", "explain"),
     "attribute": ("convscope.probe.attribute", "attribute"),
+    "maximize": ("convscope.probe.maximize", "maximize"),
     "diagram": ("convscope.probe.graph", "model_graph"),
     "embed_run": ("convscope.embed.runs", "embed_run"),
     "ProjectionParams": ("convscope.embed.projection", "ProjectionParams"),
