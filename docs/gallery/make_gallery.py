@@ -41,7 +41,7 @@ def entries(lenet_run: str) -> list[Entry]:
               "lenet-kernels-mnist: first layer grid (4x5, gray)",
               "convscope kernels models/lenet.ckpt --layer conv2d_1 --out lenet-conv2d_1.png",
               "lenet-conv2d_1.png"),
-        Entry("LeNet: second conv layer, first 20 of 50 kernels, input channel 0",
+        Entry("LeNet: second conv layer, 20 of 50 kernels, one row per kernel over its 20 input channels",
               "lenet-kernels-mnist: second layer grid",
               "convscope kernels models/lenet.ckpt --layer conv2d_2 --per-channel --limit 20 "
               "--out lenet-conv2d_2.png",
