@@ -56,6 +56,7 @@ def build_parser() -> ArgumentParser:
     from convscope.cli import (
         attribute_cmds,
         embed_cmds,
+        export_cmds,
         feature_cmds,
         kernel_cmds,
         maximize_cmds,
@@ -70,6 +71,7 @@ def build_parser() -> ArgumentParser:
     attribute_cmds.register(commands)
     embed_cmds.register(commands)
     report_cmds.register(commands)
+    export_cmds.register(commands)
     return parser
 
 
