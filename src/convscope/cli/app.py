@@ -18,14 +18,18 @@ from convscope import __version__
 from convscope.errors import ConvscopeError
 
 DESCRIPTION = """\
-See inside convolutional networks: the model zoo of the reference tutorials,
-real MNIST / Fashion-MNIST, architecture summaries and predictions.
+See inside convolutional networks: kernels, feature maps, the conv/pool arithmetic,
+the input a class wants, where an image decided the answer, and how the hidden
+layer of several architectures separates the classes epoch by epoch.
 
 examples:
   convscope models                          list the zoo
-  convscope data fetch fashion-mnist        get a dataset (offline sources first)
   convscope summary residual                Keras-style summary of a model
-  convscope predict lenet --image mnist:test:0-8
+  convscope train lenet --data mnist --epochs 3 --save lenet.ckpt
+  convscope kernels lenet.ckpt --layer conv2d_1 --out kernels.png
+  convscope features lenet.ckpt --image mnist:test:12 --layers conv2d_1,max_pooling2d_1
+  convscope maximize lenet.ckpt --class all --out classes.png
+  convscope study --epochs 10 && convscope report architectures --out report.html
   convscope COMMAND --help                  more on each command
 
 Set CONVSCOPE_HOME to move the cache (default ~/.cache/convscope) and
@@ -81,7 +85,7 @@ def add_command(
     """A subcommand with a one-line summary and an examples section in its help."""
     return commands.add_parser(
         name,
-        help=summary,
+        help=summary.split("\n\n")[0],
         description=f"{summary}\n\nexamples:\n{examples}",
         formatter_class=RawDescriptionRichHelpFormatter,
     )
