@@ -8,11 +8,12 @@ from pathlib import Path
 from convscope.cli.app import add_command
 from convscope.cli.output import add_store_argument, print_records, print_result
 from convscope.errors import ConvscopeError
+from convscope.models.keras.preprocess import PREPROCESS_MODES
 from convscope.models.loaded import LoadedModel
 
 MODEL_HELP = (
     "a zoo name (convscope models), torchvision:NAME, timm:NAME, path/file.py:factory, "
-    "run:ID (a run's latest checkpoint) or a checkpoint file"
+    "run:ID (a run's latest checkpoint), a checkpoint file or a Keras .keras/.h5 file"
 )
 
 
@@ -77,7 +78,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--input-shape",
         type=parse_shape,
         metavar="C,H,W",
-        help="input shape of a model from a .py file",
+        help="input shape of a model from a .py file (or a Keras model taking any size)",
+    )
+    parser.add_argument(
+        "--preprocess",
+        choices=list(PREPROCESS_MODES),
+        metavar="MODE",
+        help="what pixel values the model takes, overriding its own: "
+        + "; ".join(f"{mode}: {text}" for mode, text in PREPROCESS_MODES.items())
+        + " (default: the model's own)",
     )
 
 
@@ -102,6 +111,7 @@ def load(args: argparse.Namespace) -> LoadedModel:
         input_shape=args.input_shape,
         seed=getattr(args, "seed", None),
         store=args.store,
+        preprocess=getattr(args, "preprocess", None),
     )
 
 

@@ -24,7 +24,7 @@ from convscope.naming import close_matches
 
 MODEL_FORMS = (
     "a zoo name (see `convscope models`), torchvision:NAME, timm:NAME, "
-    "path/file.py:factory, run:ID, or a checkpoint file"
+    "path/file.py:factory, run:ID, a Keras .keras/.h5 file, or a checkpoint file"
 )
 
 
@@ -35,11 +35,15 @@ def load_model(
     input_shape: tuple[int, int, int] | None = None,
     seed: int | None = None,
     store: str | Path | None = None,
+    preprocess: str | None = None,
 ) -> LoadedModel:
     """Build or load the model ``spec`` names, in eval mode on the CPU.
 
     With ``seed`` the random initialisation is reproducible (the caller's random
     state is left as it was). ``run:ID`` is read from ``store`` (default ./convscope-runs).
+    ``preprocess`` (``scale``, ``none``, ``tf``, ``caffe``, ``torch``; see
+    :data:`convscope.models.keras.PREPROCESS_MODES`) replaces the input normalisation of
+    any model, Keras or not; the input size is kept.
     """
     if spec.startswith("run:"):
         model = _from_run(spec.split(":", 1)[1], store)
@@ -53,6 +57,10 @@ def load_model(
     if weights is not None:
         load_weights(model, weights)
     check_finite(model.module, source=str(weights or spec))
+    if preprocess is not None:
+        from convscope.models.keras.preprocess import with_preprocess
+
+        model.input_spec = with_preprocess(model.input_spec, preprocess)
     model.module.eval()
     return model
 
@@ -74,7 +82,9 @@ def _resolve(spec: str, *, input_shape: tuple[int, int, int] | None) -> LoadedMo
         return build_from_recipe(recipe)
     path = Path(spec)
     if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
-        raise ModelError(f"{spec}: Keras model files cannot be read by this convscope version yet")
+        from convscope.models.keras import load_keras
+
+        return load_keras(path, input_shape=input_shape)
     if path.exists():
         from convscope.models.checkpoint import load_checkpoint
 
@@ -106,6 +116,7 @@ def build_from_recipe(recipe: Mapping[str, Any]) -> LoadedModel:
         "torchvision": _build_torchvision,
         "timm": _build_timm,
         "file": _build_file,
+        "keras": _build_keras,
     }
     if source not in builders:
         raise ModelError(f"unknown model source {source!r} in checkpoint recipe")
@@ -131,6 +142,12 @@ def _build_zoo(recipe: Mapping[str, Any]) -> LoadedModel:
         class_names=class_names,
         dataset=entry.dataset,
     )
+
+
+def _build_keras(recipe: Mapping[str, Any]) -> LoadedModel:
+    from convscope.models.keras import build_keras
+
+    return build_keras(recipe)
 
 
 def _build_torchvision(recipe: Mapping[str, Any]) -> LoadedModel:

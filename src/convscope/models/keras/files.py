@@ -1,0 +1,252 @@
+"""Read Keras model files without TensorFlow: the model config and each layer's weights.
+
+Two formats: Keras 3 ``.keras`` (a zip of ``config.json`` and ``model.weights.h5``,
+whose weight groups are named by layer class and position, ``layers/conv2d_1/vars``,
+with the layer's name as an attribute in recent versions) and legacy HDF5 ``.h5``
+(``model_config`` attribute plus ``model_weights/<layer>`` groups listing their
+``weight_names``: ``conv1/kernel:0`` in Keras 2, ``conv1/kernel`` or
+``model/conv1/kernel`` in Keras 3). The file's content decides the format, not its
+suffix. Every failure is one :class:`ModelError` line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convscope.errors import ModelError
+
+ZIP_MAGIC = b"PK\x03\x04"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+RESAVE = "save the whole model again with model.save('model.keras')"
+
+
+@dataclass
+class KerasFile:
+    """What a Keras model file holds: the model config and the weights by layer name.
+
+    ``weights[layer]`` lists the layer's arrays in Keras' order (``kernel``, ``bias``;
+    ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``; ...).
+    """
+
+    path: Path
+    format: str  # "keras" or "h5"
+    model_config: dict[str, Any]
+    weights: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    keras_version: str | None = None
+
+
+def read_keras_file(path: str | Path) -> KerasFile:
+    """Read a ``.keras`` or ``.h5`` Keras model file; a :class:`ModelError` if it cannot be."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if not head:
+        raise ModelError(f"{path}: the file is empty; {RESAVE}")
+    if head.startswith(ZIP_MAGIC):
+        return _read_keras_zip(path)
+    if head == HDF5_MAGIC or path.suffix.lower() in (".h5", ".hdf5"):
+        return _read_h5(path)
+    raise ModelError(
+        f"{path}: not a Keras model file (neither a .keras zip archive nor HDF5); {RESAVE}"
+    )
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError as exc:
+        raise ModelError(
+            "reading Keras model files needs h5py; install it with `pip install 'convscope[keras]'`"
+        ) from exc
+    return h5py
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:120]
+
+
+DAMAGE = (OSError, EOFError, KeyError, ValueError, RuntimeError, TypeError, zlib.error)
+"""What reading a truncated or corrupt file raises (zip, JSON, HDF5 alike)."""
+
+
+# --------------------------------------------------------------------------- .keras
+
+
+def _read_keras_zip(path: Path) -> KerasFile:
+    h5py = _h5py()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            for member in ("config.json", "model.weights.h5"):
+                if member not in names:
+                    raise ModelError(f"{path}: the .keras archive has no {member}; {RESAVE}")
+            config = json.loads(archive.read("config.json"))
+            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
+            data = archive.read("model.weights.h5")
+        if not isinstance(config, dict):
+            raise ModelError(f"{path}: config.json does not hold a model config; {RESAVE}")
+        with h5py.File(io.BytesIO(data), "r") as weights_file:
+            weights = _keras_weights(weights_file, config, path)
+    except ModelError:
+        raise
+    except (zipfile.BadZipFile, *DAMAGE) as exc:
+        raise ModelError(
+            f"{path}: a damaged or truncated .keras file ({_reason(exc)}); {RESAVE}"
+        ) from exc
+    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    return KerasFile(path, "keras", config, weights, version)
+
+
+def _keras_weights(weights_file: Any, config: Mapping[str, Any], path: Path) -> dict[str, list]:
+    """Weights by layer name from ``model.weights.h5`` (``layers/<class_n>/vars/<i>``)."""
+    layers = weights_file.get("layers")
+    if layers is None:
+        return {}
+    by_path: dict[str, list[np.ndarray]] = {}
+    by_name: dict[str, list[np.ndarray]] = {}
+    for key in layers:
+        group = layers[key]
+        variables = group.get("vars")
+        if "layers" in group:
+            raise ModelError(
+                f"{path}: layer group {key!r} holds a nested model, which convscope cannot "
+                "import yet; rebuild the model as one flat Functional model"
+            )
+        arrays = _numbered(variables) if variables is not None else []
+        by_path[key] = arrays
+        name = variables.attrs.get("name") if variables is not None else None
+        if name is not None:
+            by_name[_text(name)] = arrays
+    if by_name and len(by_name) == len(by_path):
+        return by_name
+    return _by_class_position(by_path, config)
+
+
+def _numbered(group: Any) -> list[np.ndarray]:
+    keys = sorted(group.keys(), key=lambda k: int(k) if str(k).isdigit() else 1 << 30)
+    return [np.asarray(group[k][()]) for k in keys]
+
+
+def to_snake_case(name: str) -> str:
+    """Keras' own ``to_snake_case`` (``BatchNormalization`` -> ``batch_normalization``)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub("([a-z])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
+def _by_class_position(
+    by_path: Mapping[str, list[np.ndarray]], config: Mapping[str, Any]
+) -> dict[str, list[np.ndarray]]:
+    """Map ``conv2d``, ``conv2d_1``, ... to layer names through the config's layer order."""
+    body = config.get("config", {})
+    entries = body if isinstance(body, list) else body.get("layers", [])
+    used: dict[str, int] = {}
+    weights: dict[str, list[np.ndarray]] = {}
+    for entry in entries:
+        base = to_snake_case(str(entry.get("class_name", "")))
+        if base in used:
+            used[base] += 1
+            key = f"{base}_{used[base]}"
+        else:
+            used[base] = 0
+            key = base
+        name = entry.get("name") or (entry.get("config") or {}).get("name")
+        if key in by_path and name:
+            weights[str(name)] = by_path[key]
+    return weights
+
+
+# --------------------------------------------------------------------------- legacy .h5
+
+
+def _read_h5(path: Path) -> KerasFile:
+    h5py = _h5py()
+    try:
+        handle = h5py.File(path, "r")
+    except DAMAGE as exc:
+        raise ModelError(
+            f"{path}: not a readable HDF5 file ({_reason(exc)}); it is damaged or truncated — "
+            f"{RESAVE}"
+        ) from exc
+    try:
+        with handle:
+            raw = handle.attrs.get("model_config")
+            if raw is None:
+                raise ModelError(
+                    f"{path}: holds weights only (saved with save_weights), no model "
+                    f"architecture; {RESAVE}"
+                )
+            config = json.loads(_text(raw))
+            if not isinstance(config, dict):
+                raise ModelError(f"{path}: its model_config is not a model config; {RESAVE}")
+            group = handle.get("model_weights", handle)
+            names = group.attrs.get("layer_names")
+            layer_names = [_text(n) for n in names] if names is not None else list(group.keys())
+            weights = {name: _h5_layer(group[name], name, path) for name in layer_names}
+            version = handle.attrs.get("keras_version") or group.attrs.get("keras_version")
+    except ModelError:
+        raise
+    except DAMAGE as exc:
+        raise ModelError(
+            f"{path}: a damaged or truncated .h5 file ({_reason(exc)}); {RESAVE}"
+        ) from exc
+    return KerasFile(path, "h5", config, weights, _text(version) if version is not None else None)
+
+
+def _h5_layer(group: Any, layer: str, path: Path) -> list[np.ndarray]:
+    """A layer's arrays in the order of its ``weight_names``, whatever the layout."""
+    arrays = []
+    for weight in _texts(group.attrs.get("weight_names", [])):
+        dataset = _find_dataset(group, weight)
+        if dataset is None:
+            raise ModelError(
+                f"{path}: weight {weight!r} of layer {layer!r} is missing; the file is damaged"
+            )
+        arrays.append(np.asarray(dataset[()]))
+    return arrays
+
+
+def _find_dataset(group: Any, weight: str) -> Any:
+    """``weight`` under ``group``: with or without ``:0`` and the model/layer-name levels."""
+    h5py = _h5py()
+    parts = weight.split("/")
+    for start in range(len(parts)):
+        tail = "/".join(parts[start:])
+        bare = tail.removesuffix(":0")
+        for candidate in (tail, bare, f"{bare}:0"):
+            found = group.get(candidate)
+            if isinstance(found, h5py.Dataset):
+                return found
+    short = parts[-1].removesuffix(":0")
+    matches: list[Any] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and name.split("/")[-1].removesuffix(":0") == short:
+            matches.append(obj)
+
+    group.visititems(visit)
+    return matches[0] if len(matches) == 1 else None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8")
+    return str(value)
+
+
+def _texts(values: Iterable[Any]) -> list[str]:
+    return [_text(v) for v in values]
