@@ -71,7 +71,11 @@ def is_checkpoint(payload: Any) -> bool:
 
 
 def load_checkpoint(path: str | Path) -> LoadedModel:
-    """Rebuild the model saved in a convscope checkpoint."""
+    """Rebuild the model saved in a convscope checkpoint, in eval mode.
+
+    Fields added after the first checkpoints (class names, output kind, dataset, the
+    input spec's later keys) are optional, so every older checkpoint still loads.
+    """
     from convscope.models.loading import build_from_recipe, load_state_dict
 
     payload = read_torch_file(path)
@@ -85,7 +89,9 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         raise ModelError(f"{path}: written by a newer convscope; upgrade convscope to read it")
     model = build_from_recipe(payload["build"])
     load_state_dict(model.module, payload["state_dict"], source=str(path))
-    model.input_spec = InputSpec.from_dict(payload["input_spec"])
+    model.module.eval()  # like load_model: a loaded model is used, not trained, by default
+    if payload.get("input_spec"):  # without one (hand-made files) the recipe's spec stands
+        model.input_spec = InputSpec.from_dict(payload["input_spec"])
     model.class_names = tuple(payload["class_names"]) if payload.get("class_names") else None
     model.outputs_probabilities = bool(payload.get("outputs_probabilities", False))
     model.dataset = payload.get("dataset")
