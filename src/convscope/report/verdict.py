@@ -86,7 +86,7 @@ def verdict(ranked: Sequence[ModelScores]) -> str:
     others = ", ".join(f"{r.model} {r.text('knn_hidden')}" for r in ranked[1:])
     lines = [
         f"{best.model} separates the classes best at epoch {best.epoch}: "
-        f"{SCORE_LABELS['knn_hidden']} {best.text('knn_hidden')} (then {others}); "
+        f"{SCORE_LABELS['knn_hidden']} {best.text('knn_hidden')} (the others by rank: {others}); "
         f"linear probe {best.text('linear_probe')}, silhouette {best.text('silhouette')}, "
         f"k-NN in the 2-D map {best.text('knn_map')}."
     ]
