@@ -50,17 +50,17 @@ data:
 	fi
 
 # The report's browser test drives Debian's Chromium with Playwright (which cannot
-# download its own browser here).
+# download its own browser here); MP4 animations need ffmpeg.
 browser:
-	@if [ -x /usr/bin/chromium ]; then \
-		echo "==> Chromium: present"; \
+	@if [ -x /usr/bin/chromium ] && command -v ffmpeg >/dev/null; then \
+		echo "==> Chromium and ffmpeg: present"; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		echo "==> installing Debian's chromium for the browser tests"; \
-		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
-		  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } \
-		|| echo "apt-get failed: the browser tests need /usr/bin/chromium"; \
+		echo "==> installing Debian's chromium and ffmpeg for the browser and animation tests"; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg >/dev/null 2>&1 \
+		  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg >/dev/null; }; } \
+		|| echo "apt-get failed: the tests need /usr/bin/chromium and ffmpeg"; \
 	else \
-		echo "Chromium missing and apt unusable: the browser tests need /usr/bin/chromium"; \
+		echo "Chromium or ffmpeg missing and apt unusable: the browser and MP4 tests need them"; \
 	fi
 
 test: setup

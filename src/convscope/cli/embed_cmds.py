@@ -29,7 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "k-NN accuracy in the hidden space and in the map, silhouette, trustworthiness and\n"
         "linear-probe accuracy. Results are cached in the run store: asking again is instant.",
         "  convscope embed 3fa2c1d0 --layer hidden\n"
-        "  convscope embed RUN_A RUN_B --layer hidden --method pca --out maps.png --gif maps.gif\n"
+        "  convscope embed RUN_A RUN_B --layer hidden --method pca --out maps.png --animation maps.mp4\n"
         "  convscope embed 3fa2c1d0 --layer hidden --method tsne --json",
     )
     embed.add_argument("runs", nargs="+", metavar="RUN", help="run id(s) or unique prefixes")
@@ -47,7 +47,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_out_argument(embed, "the grid of maps (runs x epochs)")
     embed.add_argument(
-        "--gif", type=Path, metavar="F", help="write an animation over epochs (.gif)"
+        "--animation",
+        "--gif",
+        dest="animation",
+        type=Path,
+        metavar="F",
+        help="write an animation over epochs (.gif, or .mp4 where ffmpeg is installed)",
     )
     embed.add_argument("--scores-out", type=Path, metavar="F", help="write the score curves here")
     add_store_argument(embed)
@@ -68,8 +73,10 @@ def run_embed(args: argparse.Namespace) -> int:
         seed=args.seed,
         aligned=not args.no_align,
     )
-    if args.gif is not None and args.gif.suffix.lower() != ".gif":
-        raise ConvscopeError(f"cannot write {args.gif}: the animation's file name must end in .gif")
+    if args.animation is not None and args.animation.suffix.lower() not in (".gif", ".mp4"):
+        raise ConvscopeError(
+            f"cannot write {args.animation}: an animation's file name must end in .gif or .mp4"
+        )
     results = []
     with open_store(args.store, create=False) as store, task_progress(not args.json) as progress:
         for ref in args.runs:
@@ -88,10 +95,10 @@ def run_embed(args: argparse.Namespace) -> int:
         from convscope.render.embedding import plot_score_curves
 
         write_figure(plot_score_curves(results), args.scores_out)
-    if args.gif:
+    if args.animation:
         from convscope.render.embedding import write_animation
 
-        announce(write_animation(results, args.gif))
+        announce(write_animation(results, args.animation))
     if args.json:
         print_json([r.to_dict() for r in results])
     else:

@@ -8,6 +8,7 @@ in every panel. Points are coloured by class (tab10) with the class names in a l
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 
 from convscope.data.idx import atomic_write
 from convscope.embed.scores import SCORE_LABELS, SCORE_NAMES
+from convscope.errors import ConvscopeError
 from convscope.render.curves import run_colors, run_labels
 
 if TYPE_CHECKING:
@@ -117,6 +119,9 @@ def plot_score_curves(
     return fig
 
 
+ANIMATION_FORMATS = (".gif", ".mp4")
+
+
 def write_animation(
     embeddings: Sequence[RunEmbedding],
     path: str | Path,
@@ -124,29 +129,66 @@ def write_animation(
     seconds_per_frame: float = 0.8,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """A GIF (Pillow) with one frame per epoch, runs side by side; written atomically."""
-    from PIL import Image
-
+    """One frame per epoch, runs side by side; GIF (Pillow) or MP4 (ffmpeg), written atomically."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in ANIMATION_FORMATS:
+        raise ConvscopeError(
+            f"cannot write {path}: an animation's file name must end in .gif or .mp4"
+        )
+    ffmpeg = shutil.which("ffmpeg")
+    if suffix == ".mp4" and ffmpeg is None:
+        raise ConvscopeError(
+            f"cannot write {path}: MP4 needs ffmpeg (apt-get install ffmpeg); .gif needs nothing"
+        )
     epochs = _common_epochs(embeddings)
     frames = []
     for done, epoch in enumerate(epochs, start=1):
-        fig = plot_embedding_grid_columns(embeddings, epoch)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
-        frames.append(Image.open(buffer).convert("RGB").quantize(colors=128))
+        plot_embedding_grid_columns(embeddings, epoch).savefig(buffer, format="png", dpi=80)
+        frames.append(buffer.getvalue())
         if progress is not None:
             progress(done, len(epochs))
     with atomic_write(path) as handle:
-        frames[0].save(
-            handle,
-            format="GIF",
-            save_all=True,
-            append_images=frames[1:],
-            duration=int(seconds_per_frame * 1000),
-            loop=0,
-        )
+        if suffix == ".gif":
+            _write_gif(frames, handle, seconds_per_frame)
+        else:
+            handle.write(_encode_mp4(frames, str(ffmpeg), seconds_per_frame))
     return path
+
+
+def _write_gif(frames: Sequence[bytes], handle, seconds_per_frame: float) -> None:
+    from PIL import Image
+
+    images = [Image.open(io.BytesIO(f)).convert("RGB").quantize(colors=128) for f in frames]
+    images[0].save(
+        handle,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=int(seconds_per_frame * 1000),
+        loop=0,
+    )
+
+
+def _encode_mp4(frames: Sequence[bytes], ffmpeg: str, seconds_per_frame: float) -> bytes:
+    """H.264 from PNG frames through ffmpeg (even frame size, yuv420p: plays everywhere)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "out.mp4"
+        command = [
+            ffmpeg, "-y", "-loglevel", "error", "-f", "image2pipe",
+            "-framerate", f"{1 / seconds_per_frame:.4f}", "-i", "-",
+            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2:color=white",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-r", "25", str(out),
+        ]  # fmt: skip
+        done = subprocess.run(command, input=b"".join(frames), capture_output=True)
+        if done.returncode != 0 or not out.exists():
+            reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["failed"]
+            raise ConvscopeError(f"ffmpeg could not write the MP4: {reason[0]}")
+        return out.read_bytes()
 
 
 def plot_embedding_grid_columns(embeddings: Sequence[RunEmbedding], epoch: int) -> Figure:
