@@ -147,7 +147,7 @@ def epoch_progress(enabled: bool, epochs: int, label: str = "") -> Iterator[Prog
 def run_train(args: argparse.Namespace) -> int:
     from convscope.models.checkpoint import save_checkpoint
     from convscope.store import open_store
-    from convscope.train.distributed import from_environment
+    from convscope.train.distributed import process_group_from_environment
     from convscope.train.run import RunSettings, resume_run, train_run
 
     if args.resume:
@@ -179,15 +179,15 @@ def run_train(args: argparse.Namespace) -> int:
             record_batch_loss=args.record_batch_loss,
             validation=args.validation,
         )
-        dist = from_environment()
-        if not dist.is_main:  # torchrun: rank 0 records and writes the store
-            train_run(settings, store=None, dist=dist)
-            return 0
-        with (
-            open_store(args.store) as store,
-            epoch_progress(not args.json, args.epochs) as progress,
-        ):
-            outcome = train_run(settings, store=store, progress=progress, dist=dist)
+        with process_group_from_environment() as dist:
+            if not dist.is_main:  # torchrun: rank 0 records and writes the store
+                train_run(settings, store=None, dist=dist)
+                return 0
+            with (
+                open_store(args.store) as store,
+                epoch_progress(not args.json, args.epochs) as progress,
+            ):
+                outcome = train_run(settings, store=store, progress=progress, dist=dist)
     if args.save:
         save_checkpoint(outcome.model, args.save, extra={"train": outcome.result.to_dict()})
     report(args, outcome.run_id, outcome.model.name, outcome.result)

@@ -9,6 +9,8 @@ evaluates, records and writes the run store.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -31,14 +33,29 @@ class DistInfo:
         return self.world > 1
 
 
-def from_environment() -> DistInfo:
-    """Join the process group torchrun describes in the environment, if any."""
+@contextmanager
+def process_group_from_environment() -> Iterator[DistInfo]:
+    """Join the process group torchrun describes in the environment, if any, and leave it.
+
+    On a clean exit every rank waits for the others (rank 0 still evaluates and
+    writes the store after the last step) and the group is destroyed before the
+    interpreter shuts down: a gloo group left to static destructors aborts the
+    process ("terminate called without an active exception").
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1 or not dist.is_available():
-        return DistInfo()
-    if not dist.is_initialized():
+        yield DistInfo()
+        return
+    owner = not dist.is_initialized()
+    if owner:
         dist.init_process_group(backend="gloo")
-    return DistInfo(rank=dist.get_rank(), world=dist.get_world_size())
+    info = DistInfo(rank=dist.get_rank(), world=dist.get_world_size())
+    try:
+        yield info
+        dist.barrier()
+    finally:
+        if owner and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def sum_across(values: list[float], info: DistInfo) -> list[float]:
