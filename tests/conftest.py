@@ -21,9 +21,13 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Point CONVSCOPE_HOME at a fresh directory so tests never touch the user's cache.
 
     Datasets are fetched into it on first use (Fashion-MNIST from Debian's package).
+    The working directory is a fresh one too, so a command that falls back to the
+    default ``./convscope-runs`` store cannot write into the checkout.
     """
     home = tmp_path_factory.mktemp("convscope-home")
+    workdir = tmp_path_factory.mktemp("cwd")
     with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
         patch.setenv("CONVSCOPE_HOME", str(home))
         patch.delenv("CONVSCOPE_DATA_DIR", raising=False)
         patch.delenv("CONVSCOPE_DEBUG", raising=False)

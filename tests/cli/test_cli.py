@@ -116,6 +116,8 @@ def test_train_json_on_a_subset(capsys, tmp_path: Path) -> None:
         "1",
         "--save",
         str(ckpt),
+        "--store",
+        str(tmp_path / "runs"),
         "--json",
     )
     data = json.loads(out)
