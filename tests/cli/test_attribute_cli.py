@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli.test_cli import assert_user_error, run
+from tests.cli import assert_user_error, run
 
 UNTRACEABLE = """
 import torch

@@ -12,34 +12,12 @@ import pytest
 import torch
 
 from convscope import __version__
-from convscope.cli.app import main
 from convscope.data.datasets import load_dataset
 from convscope.models.checkpoint import save_checkpoint
 from convscope.models.loading import load_model
+from tests.cli import assert_user_error, run
 
 BIN = Path(sys.executable).parent
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (status, stdout, stderr)."""
-    try:
-        status = main(list(argv))
-    except SystemExit as exc:  # argparse: --help, --version, usage errors
-        status = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_user_error(result: tuple[int, str, str], *fragments: str) -> None:
-    status, out, err = result
-    assert status == 2
-    assert out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("convscope: error: ")
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_version(capsys) -> None:

@@ -7,33 +7,10 @@ import textwrap
 from pathlib import Path
 
 import onnx
-import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from convscope.cli.app import main
 from convscope.export.onnx import read_metadata
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (status, stdout, stderr)."""
-    try:
-        status = main(list(argv))
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_user_error(result: tuple[int, str, str], *fragments: str) -> None:
-    status, out, err = result
-    assert status == 2, err
-    assert out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("convscope: error: ")
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from tests.cli import assert_user_error, run
 
 
 def test_export_json(capsys, recorded_runs, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli.test_cli import assert_user_error, run
+from tests.cli import assert_user_error, run
 
 
 def test_features_writes_the_figure_and_raw_arrays(capsys, trained_lenet5, tmp_path) -> None:

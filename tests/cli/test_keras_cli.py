@@ -15,30 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convscope.cli.app import main
+from tests.cli import assert_user_error, run
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "keras"
 META = json.loads((FIXTURES / "fixtures.json").read_text())
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_user_error(result: tuple[int, str, str], *fragments: str) -> None:
-    status, out, err = result
-    assert status == 2, err
-    assert out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("convscope: error: ") and "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.mark.parametrize("name", ["branches", "resnet_stem"])

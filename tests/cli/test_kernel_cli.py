@@ -9,30 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convscope.cli.app import main
 from convscope.models.checkpoint import save_checkpoint
 from convscope.models.loading import load_model
 from convscope.store import open_store
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        status = main(list(argv))
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_user_error(result: tuple[int, str, str], *fragments: str) -> None:
-    status, out, err = result
-    assert status == 2, err
-    assert out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("convscope: error: ") and "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0]
+from tests.cli import assert_user_error, run
 
 
 @pytest.fixture(scope="module")

@@ -8,31 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convscope.cli.app import main
 from convscope.store import open_store
+from tests.cli import assert_user_error, run
 
 LIST_KEYS = {"id", "name", "model", "dataset", "status", "epochs_completed"}
 SHOW_KEYS = LIST_KEYS | {"config", "metrics", "artifacts"}
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc"}
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (status, stdout, stderr)."""
-    try:
-        status = main(list(argv))
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_user_error(result: tuple[int, str, str], *fragments: str) -> None:
-    status, out, err = result
-    assert status == 2 and out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("convscope: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.fixture
