@@ -354,6 +354,7 @@ def _write_embeddings(
     import torch
 
     from convscope.data.classes import dataset_class_names
+    from convscope.train.run import probe_images
 
     labels = store.run_array(record.id, "probe", "labels").astype(np.int64)
     indices = _probe_indices(store, record.id, len(labels))
@@ -397,40 +398,6 @@ def _probe_indices(store: RunStore, run_id: str, n: int) -> np.ndarray:
         return store.run_array(run_id, "probe", "indices").astype(np.int64)
     except StoreError:
         return np.full(n, -1, dtype=np.int64)
-
-
-def probe_images(store: RunStore, record: RunRecord) -> np.ndarray | None:
-    """The run's probe images (uint8 ``N x H x W[x C]``), or None when they cannot be rebuilt.
-
-    A run stores only the probe's indices into the pixels it trained on: its dataset's
-    train split (the stratified subset when it used one) followed by its validation
-    split. They are rebuilt from the dataset and accepted only if their labels match
-    the recorded probe labels.
-    """
-    from convscope.train.run import RunSettings, prepare_data, validation_data
-
-    try:
-        fields = RunSettings.__dataclass_fields__
-        settings = RunSettings.from_dict({k: v for k, v in record.config.items() if k in fields})
-        train, _ = prepare_data(settings)
-        validation = validation_data(settings)
-        indices = store.run_array(record.id, "probe", "indices").astype(np.int64)
-        labels = store.run_array(record.id, "probe", "labels").astype(np.int64)
-    except (ConvscopeError, KeyError, TypeError, ValueError):
-        return None
-    pixels, all_labels = train.images, train.labels
-    if validation is not None:
-        if validation.images.shape[1:] != pixels.shape[1:]:
-            return None
-        pixels = np.concatenate([pixels, validation.images])
-        all_labels = np.concatenate([all_labels, validation.labels])
-    if len(indices) == 0 or len(indices) != len(labels):
-        return None
-    if indices.min() < 0 or indices.max() >= len(pixels):
-        return None
-    if not np.array_equal(all_labels[indices], labels):
-        return None
-    return np.asarray(pixels[indices])
 
 
 def _sprite_batch(images: np.ndarray) -> np.ndarray:

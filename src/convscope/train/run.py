@@ -12,7 +12,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from convscope.train.distributed import DistInfo
 from convscope.train.loop import EpochMetrics, ProgressFn, TrainConfig, TrainResult
 from convscope.train.recording import ProbeSet, conv_kernels, make_probe_set, snapshot_layers
 from convscope.train.trainer import Trainer, TrainerState
+
+if TYPE_CHECKING:
+    from convscope.store import RunRecord, RunStore
 
 
 @dataclass(frozen=True)
@@ -242,3 +245,35 @@ def resume_run(ref: str, *, store: Any, progress: ProgressFn | None = None) -> R
     model = load_checkpoint(path)
     state = TrainerState.from_dict(read_torch_file(path)["extra"]["trainer_state"])
     return _execute(store, run.id, model, settings, state, progress, ())
+
+
+def probe_images(store: RunStore, record: RunRecord) -> np.ndarray | None:
+    """The run's probe images (uint8 ``N x H x W[x C]``), or None when they cannot be rebuilt.
+
+    A run stores only the probe's indices into the pixels it trained on: its dataset's
+    train split (the stratified subset when it used one) followed by its validation
+    split. They are rebuilt from the dataset and accepted only if their labels match
+    the recorded probe labels.
+    """
+    try:
+        fields = RunSettings.__dataclass_fields__
+        settings = RunSettings.from_dict({k: v for k, v in record.config.items() if k in fields})
+        train, _ = prepare_data(settings)
+        validation = validation_data(settings)
+        indices = store.run_array(record.id, "probe", "indices").astype(np.int64)
+        labels = store.run_array(record.id, "probe", "labels").astype(np.int64)
+    except (ConvscopeError, KeyError, TypeError, ValueError):
+        return None
+    pixels, all_labels = train.images, train.labels
+    if validation is not None:
+        if validation.images.shape[1:] != pixels.shape[1:]:
+            return None
+        pixels = np.concatenate([pixels, validation.images])
+        all_labels = np.concatenate([all_labels, validation.labels])
+    if len(indices) == 0 or len(indices) != len(labels):
+        return None
+    if indices.min() < 0 or indices.max() >= len(pixels):
+        return None
+    if not np.array_equal(all_labels[indices], labels):
+        return None
+    return np.asarray(pixels[indices])
