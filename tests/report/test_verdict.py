@@ -38,7 +38,18 @@ def test_best_model_first_with_its_numbers_cited() -> None:
     assert ranked[0].epoch == 2 and ranked[0].seeds == 1
     text = verdict(ranked)
     assert text.startswith("inception-residual separates the classes best at epoch 2")
-    assert "0.900" in text and "sequential 0.800" in text and "--seeds" in text
+    assert "0.900" in text and "sequential (mean rank 2.00; k-NN 0.800)" in text
+    assert "(mean rank 1.00 of 2)" in text and "--seeds" in text
+
+
+def test_rank_is_the_mean_over_the_scores_not_knn_alone() -> None:
+    # b has the better hidden-space k-NN but loses on the other three scores.
+    a, b = _run("a", 0.80), _run("b", 0.85)
+    b.scores[2] = SeparationScores(0.85, 0.70, 0.10, 0.9, 0.70)
+    ranked = model_scores([b, a])
+    assert [r.model for r in ranked] == ["a", "b"]
+    assert [r.mean_rank for r in ranked] == [1.25, 1.75]
+    assert "b (mean rank 1.75; k-NN 0.850)" in verdict(ranked)
 
 
 def test_seeds_give_intervals_and_a_clear_lead_is_called_clear() -> None:

@@ -177,10 +177,10 @@ def _separation(data: ReportData) -> str:
         css = " class='best'" if rank == 1 else ""
         rows.append(
             f"<tr{css}><td>{rank}</td><td>{html.escape(scores.model)}</td>"
-            f"<td class='num'>{scores.seeds}</td><td class='num'>{scores.epoch}</td>{cells}</tr>"
+            f"<td class='num'>{scores.mean_rank:.2f}</td><td class='num'>{scores.seeds}</td><td class='num'>{scores.epoch}</td>{cells}</tr>"
         )
     table = (
-        "<table class='scores'><tr><th>Rank</th><th>Model</th><th>Seeds</th><th>Epoch</th>"
+        "<table class='scores'><tr><th>Rank</th><th>Model</th><th>Mean rank</th><th>Seeds</th><th>Epoch</th>"
         f"{head}</tr>{''.join(rows)}</table>"
     )
     curves = _figure(plot_score_curves(data.embeddings), "separation scores over epochs")

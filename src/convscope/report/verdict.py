@@ -9,7 +9,7 @@ space and in the map, silhouette, linear probe), ties broken by hidden-space k-N
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,13 +21,17 @@ RANKED_BY = ("knn_hidden", "knn_map", "silhouette", "linear_probe")
 
 @dataclass(frozen=True)
 class ModelScores:
-    """One model's final-epoch scores: mean and 95% half-width over its ``seeds`` runs."""
+    """One model's final-epoch scores: mean and 95% half-width over its ``seeds`` runs.
+
+    ``mean_rank`` is its rank averaged over the :data:`RANKED_BY` scores (1 = best on all).
+    """
 
     model: str
     seeds: int
     epoch: int
     mean: dict[str, float]
     half_width: dict[str, float]
+    mean_rank: float = 1.0
 
     def text(self, score: str) -> str:
         """``0.871`` or ``0.871 ± 0.012`` (with seeds)."""
@@ -67,9 +71,10 @@ def _ranked(results: list[ModelScores]) -> list[ModelScores]:
     ranks = np.zeros(len(results))
     for score in RANKED_BY:
         values = np.array([-r.mean[score] for r in results])
-        ranks += values.argsort().argsort()
+        ranks += values.argsort(kind="stable").argsort() + 1
+    ranks /= len(RANKED_BY)
     order = sorted(range(len(results)), key=lambda i: (ranks[i], -results[i].mean["knn_hidden"]))
-    return [results[i] for i in order]
+    return [replace(results[i], mean_rank=float(ranks[i])) for i in order]
 
 
 def verdict(ranked: Sequence[ModelScores]) -> str:
@@ -83,12 +88,15 @@ def verdict(ranked: Sequence[ModelScores]) -> str:
             f"k-NN accuracy {best.text('knn_hidden')} and linear-probe accuracy "
             f"{best.text('linear_probe')}."
         )
-    others = ", ".join(f"{r.model} {r.text('knn_hidden')}" for r in ranked[1:])
+    others = ", ".join(
+        f"{r.model} (mean rank {r.mean_rank:.2f}; k-NN {r.text('knn_hidden')})" for r in ranked[1:]
+    )
     lines = [
-        f"{best.model} separates the classes best at epoch {best.epoch}: "
-        f"{SCORE_LABELS['knn_hidden']} {best.text('knn_hidden')} (the others by rank: {others}); "
+        f"{best.model} separates the classes best at epoch {best.epoch} "
+        f"(mean rank {best.mean_rank:.2f} of {len(ranked)}): "
+        f"{SCORE_LABELS['knn_hidden']} {best.text('knn_hidden')}, "
         f"linear probe {best.text('linear_probe')}, silhouette {best.text('silhouette')}, "
-        f"k-NN in the 2-D map {best.text('knn_map')}."
+        f"k-NN in the 2-D map {best.text('knn_map')}. Then {others}."
     ]
     runner = ranked[1]
     seeds = min(best.seeds, runner.seeds)
@@ -110,5 +118,7 @@ def verdict(ranked: Sequence[ModelScores]) -> str:
             "One seed per model: differences of a few points may be noise; "
             "run the study with --seeds 3 for confidence intervals."
         )
-    lines.append(f"Ranked by mean rank over {', '.join(SCORE_LABELS[s] for s in RANKED_BY)}.")
+    lines.append(
+        f"Ranked by the mean of each model's rank on {', '.join(SCORE_LABELS[s] for s in RANKED_BY)}."
+    )
     return " ".join(lines)
