@@ -18,6 +18,7 @@ from torch import nn
 from convscope.data.preprocess import InputSpec
 from convscope.data.sampling import stratified_indices
 from convscope.probe.activations import capture, resolve_layers
+from convscope.probe.kernels.weights import kernel_weight
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,15 @@ def make_probe_set(
 
 
 def conv_kernels(module: nn.Module) -> dict[str, np.ndarray]:
-    """The weights of every convolution (any layer with a 4-D ``weight``), by layer name."""
+    """The weights of every convolution (any layer with a 4-D ``weight``), by layer name.
+
+    Always ``out x in x H x W`` (a transposed convolution's axes are swapped to match),
+    the layout :func:`convscope.probe.kernels.kernel_set` shows.
+    """
     kernels = {}
     for name, layer in module.named_modules():
-        weight = getattr(layer, "weight", None)
-        if name and isinstance(weight, torch.Tensor) and weight.dim() == 4:
+        weight = kernel_weight(layer) if name else None
+        if weight is not None:
             kernels[name] = weight.detach().to(torch.float32).contiguous().numpy().copy()
     return kernels
 

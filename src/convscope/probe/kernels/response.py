@@ -15,7 +15,7 @@ from torch import nn
 from convscope.errors import ConvscopeError, ImageError, LayerError
 from convscope.probe.base import FigureResult
 from convscope.probe.kernels.display import kernel_images, normalize_per_kernel
-from convscope.probe.kernels.weights import _kernel_weight, _pair, find_conv, kernel_set
+from convscope.probe.kernels.weights import _pair, find_conv, kernel_set, kernel_weight
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -104,7 +104,7 @@ def conv_response(conv: nn.Module, x: torch.Tensor, kernel: int) -> torch.Tensor
     """
     if isinstance(conv, nn.ConvTranspose2d):
         raise LayerError("apply-kernel works on convolutions, not transposed convolutions")
-    weight = _kernel_weight(conv)
+    weight = kernel_weight(conv)
     assert weight is not None
     w = weight[kernel : kernel + 1].detach()
     bias = getattr(conv, "bias", None)

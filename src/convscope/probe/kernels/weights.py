@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from convscope.probe.kernels.health import KernelHealth
 
 
-def _kernel_weight(module: nn.Module) -> torch.Tensor | None:
+def kernel_weight(module: nn.Module) -> torch.Tensor | None:
     """The 4-D weight of a module, ``out x in x H x W``, or None if it has none."""
     try:
         weight = getattr(module, "weight", None)
@@ -42,7 +42,7 @@ def _kernel_weight(module: nn.Module) -> torch.Tensor | None:
 
 def conv_layer_names(module: nn.Module) -> list[str]:
     """Names of the layers that hold 2-D convolution kernels (a 4-D ``weight``)."""
-    return [n for n, m in module.named_modules() if n and _kernel_weight(m) is not None]
+    return [n for n, m in module.named_modules() if n and kernel_weight(m) is not None]
 
 
 def _conv_hint(names: Sequence[str], near: str, shown: int = 10) -> str:
@@ -63,9 +63,9 @@ def find_conv(module: nn.Module, layer: str) -> tuple[str, nn.Module]:
     kernels (dense, pooling) is one that names the conv layers.
     """
     found = resolve_layers(module, [layer])[layer]
-    if _kernel_weight(found) is not None:
+    if kernel_weight(found) is not None:
         return layer, found
-    inner = [(n, m) for n, m in found.named_modules() if n and _kernel_weight(m) is not None]
+    inner = [(n, m) for n, m in found.named_modules() if n and kernel_weight(m) is not None]
     if len(inner) == 1:
         return f"{layer}.{inner[0][0]}", inner[0][1]
     convs = conv_layer_names(module)
@@ -209,7 +209,7 @@ def kernel_set(
     name = type(model).__name__ if isinstance(model, nn.Module) else model.name
     input_order = None if isinstance(model, nn.Module) else model.input_spec.channel_order
     source, conv = find_conv(module, layer)
-    weight = _kernel_weight(conv)
+    weight = kernel_weight(conv)
     assert weight is not None
     weights = weight.detach().to(torch.float32).cpu().contiguous().numpy().copy()
     bias = getattr(conv, "bias", None)
