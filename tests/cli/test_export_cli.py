@@ -137,6 +137,10 @@ def test_export_model_errors(capsys, tmp_path: Path) -> None:
         run(capsys, "export-model", "lenet55", "--onnx", str(tmp_path / "m.onnx")), "lenet5"
     )
     assert_user_error(
+        run(capsys, "export-model", "lenet5", "--onnx", str(tmp_path / "m.onnx"), "--opset", "99"),
+        "--opset must be from 7 to",
+    )
+    assert_user_error(
         run(
             capsys,
             "export-model",

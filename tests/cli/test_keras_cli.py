@@ -130,3 +130,10 @@ def test_corrupt_and_truncated_files_are_one_line_and_exit_2(
     assert_user_error(run(capsys, "layers", str(corrupt)), f"corrupt{suffix}")
     missing = tmp_path / f"missing{suffix}"
     assert_user_error(run(capsys, "summary", str(missing)), "no such file")
+
+
+def test_predict_on_a_feature_extractor_says_it_needs_a_classifier(capsys) -> None:
+    result = run(
+        capsys, "predict", str(FIXTURES / "resnet_stem.keras"), "--image", "fashion-mnist:test:0"
+    )
+    assert_user_error(result, "outputs 1x256x8x8", "predict needs a classifier")

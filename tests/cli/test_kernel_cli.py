@@ -164,3 +164,33 @@ def test_help_has_examples(capsys) -> None:
     for command in ("kernels", "apply-kernel"):
         status, out, _ = run(capsys, command, "--help")
         assert status == 0 and "examples:" in out.lower()
+
+
+def test_health_text_lists_dead_duplicate_and_noisy_kernels(capsys, tmp_path: Path) -> None:
+    (tmp_path / "kernels4.py").write_text(
+        "import torch\n"
+        "from torch import nn\n\n"
+        "def make():\n"
+        "    model = nn.Sequential(nn.Conv2d(1, 4, 5), nn.Flatten(), nn.Linear(4 * 24 * 24, 2))\n"
+        "    g = torch.Generator().manual_seed(0)\n"
+        "    w = model[0].weight\n"
+        "    with torch.no_grad():\n"
+        "        w.copy_(torch.randn(4, 1, 5, 5, generator=g) * 0.2)\n"
+        "        w[1] = 0.0\n"
+        "        w[2] = w[0] * 3.0\n"
+        "        w[3, 0] = torch.tensor([[(-1.0) ** (i + j) for j in range(5)] for i in range(5)])\n"
+        "    return model\n"
+    )
+    status, out, err = run(
+        capsys,
+        "kernels",
+        f"{tmp_path / 'kernels4.py'}:make",
+        "--input-shape",
+        "1,28,28",
+        "--layer",
+        "0",
+        "--health",
+    )
+    assert status == 0, err
+    assert "kernel 1: dead" in out and "kernel 2: near-duplicate of 0" in out
+    assert "kernel 3: noisy (" in out and "kernel 0:" not in out

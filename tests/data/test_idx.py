@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convscope.data.idx import atomic_write, atomic_write_bytes, idx_header, read_idx, write_idx
+from convscope.data.idx import idx_header, read_idx, write_idx
 from convscope.errors import DataError
+from convscope.files import atomic_write, atomic_write_bytes
 
 DTYPES = ["uint8", "int8", "int16", "int32", "float32", "float64"]
 SHAPES = [(7,), (3, 5), (2, 3, 4), (2, 1, 3, 2)]

@@ -513,3 +513,20 @@ def test_image_folder_errors(tmp_path: Path) -> None:
         ImageFolder(flat)
     with pytest.raises(ImageError, match="not a folder"):
         ImageFolder(flat / "a.png")
+
+
+def test_a_decompression_bomb_is_refused_in_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    Image.new("L", (100, 100)).save(tmp_path / "bomb.png")  # 10,000 > 2 x 1,000 pixels
+    with pytest.raises(ImageError, match=r"too large to decode safely.*downscale it below 2,000"):
+        load_image(tmp_path / "bomb.png")
+
+
+def test_a_big_but_allowed_image_loads_without_a_warning(tmp_path: Path, monkeypatch) -> None:
+    import warnings
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    Image.new("L", (40, 40), 7).save(tmp_path / "big.png")  # 1,600: PIL would warn
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.asarray(load_image(tmp_path / "big.png")).max() == 7

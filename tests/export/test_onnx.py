@@ -196,10 +196,12 @@ def test_bad_paths(tmp_path: Path) -> None:
     with pytest.raises(ConvscopeError, match="does not exist"):
         export_onnx(model, tmp_path / "missing" / "model.onnx")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ConvscopeError, match="does not exist"):
+    with pytest.raises(ConvscopeError, match="is a file, not a folder"):
         export_onnx(model, tmp_path / "file" / "model.onnx")
     with pytest.raises(ConvscopeError, match="unknown ONNX exporter"):
         export_onnx(model, tmp_path / "m.onnx", exporter="jit")
+    with pytest.raises(ConvscopeError, match="--opset must be from 7 to"):
+        export_onnx(model, tmp_path / "m.onnx", opset=99)
 
 
 def test_missing_packages_say_how_to_install(

@@ -105,3 +105,17 @@ def test_report_on_an_unknown_study_says_what_exists(recorded_runs, tmp_path: Pa
     err = capsys.readouterr().err
     assert status == 2 and "nosuch" in err
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("image", "message"), [("nosuch:test:0", "unknown dataset"), ("mnist:test:99999", "range")]
+)
+def test_report_refuses_an_image_that_names_nothing(
+    recorded_runs, tmp_path: Path, capsys, image: str, message: str
+) -> None:
+    root, _ = recorded_runs
+    argv = ["report", "tiny", "--store", str(root), "--out", str(tmp_path / "r.html")]
+    status = main([*argv, "--image", image])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "r.html").exists()

@@ -44,12 +44,19 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class HelpFormatter(RawDescriptionRichHelpFormatter):
+    """Coloured help that prints its text literally: ``[...]`` and ``:ID:`` are not markup."""
+
+    help_markup = False
+    text_markup = False
+
+
 def build_parser() -> ArgumentParser:
     """The full parser with every subcommand."""
     from convscope.cli import data_cmds, model_cmds, runs_cmds, train_cmds
 
     parser = ArgumentParser(
-        prog="convscope", description=DESCRIPTION, formatter_class=RawDescriptionRichHelpFormatter
+        prog="convscope", description=DESCRIPTION, formatter_class=HelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
@@ -87,7 +94,7 @@ def add_command(
         name,
         help=summary.split("\n\n")[0],
         description=f"{summary}\n\nexamples:\n{examples}",
-        formatter_class=RawDescriptionRichHelpFormatter,
+        formatter_class=HelpFormatter,
     )
 
 

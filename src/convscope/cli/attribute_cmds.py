@@ -15,11 +15,13 @@ from convscope.cli.output import (
     add_out_argument,
     announce,
     console,
+    output_file,
     print_json,
     write_figure,
     write_npy,
 )
 from convscope.errors import ConvscopeError
+from convscope.files import check_writable
 
 if TYPE_CHECKING:
     from convscope.probe.graph import ModelGraph
@@ -87,7 +89,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_out_argument(attribute, "the figure")
     attribute.add_argument(
         "--npy",
-        type=Path,
+        type=output_file,
         metavar="F",
         help="write the maps to F.npy as N x methods x H x W (methods in --method order)",
     )
@@ -112,7 +114,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_model_arguments(diagram)
     diagram.add_argument(
         "--out",
-        type=Path,
+        type=output_file,
         metavar="F",
         help="write the diagram to F (.svg, .png, .pdf, or .dot/.gv for Graphviz source)",
     )
@@ -189,8 +191,8 @@ def _check_outputs(out: Path | None, npy: Path | None) -> None:
     if npy is not None and npy.suffix != ".npy":
         raise ConvscopeError(f"cannot write {npy}: an array file name must end in .npy")
     for path in (out, npy):
-        if path is not None and not path.parent.exists():
-            raise ConvscopeError(f"cannot write {path}: folder {path.parent} does not exist")
+        if path is not None:
+            check_writable(path)
 
 
 def run_diagram(args: argparse.Namespace) -> int:
@@ -204,8 +206,7 @@ def run_diagram(args: argparse.Namespace) -> int:
             raise ConvscopeError(
                 f"cannot write {out}: the file name must end in {', '.join(DIAGRAM_FORMATS)}"
             )
-        if not out.parent.exists():
-            raise ConvscopeError(f"cannot write {out}: folder {out.parent} does not exist")
+        check_writable(out)
         if args.engine == "dot" and shutil.which("dot") is None:
             raise ConvscopeError(
                 "--engine dot needs Graphviz's `dot` program on PATH; install graphviz, "
@@ -223,7 +224,7 @@ def run_diagram(args: argparse.Namespace) -> int:
 
 def _write_diagram(graph: ModelGraph, out: Path, engine: str) -> None:
     """Write ``graph`` in the format the suffix of ``out`` names."""
-    from convscope.data.idx import atomic_write_bytes
+    from convscope.files import atomic_write_bytes
 
     suffix = out.suffix.lower()
     if suffix in (".dot", ".gv"):

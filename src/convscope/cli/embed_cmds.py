@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from convscope.cli.app import add_command
 from convscope.cli.output import (
@@ -11,6 +10,7 @@ from convscope.cli.output import (
     add_store_argument,
     announce,
     console,
+    output_file,
     print_json,
     task_progress,
     write_figure,
@@ -50,11 +50,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--animation",
         "--gif",
         dest="animation",
-        type=Path,
+        type=output_file,
         metavar="F",
         help="write an animation over epochs (.gif, or .mp4 where ffmpeg is installed)",
     )
-    embed.add_argument("--scores-out", type=Path, metavar="F", help="write the score curves here")
+    embed.add_argument(
+        "--scores-out", type=output_file, metavar="F", help="write the score curves here"
+    )
     add_store_argument(embed)
     embed.add_argument("--json", action="store_true", help="print the scores as JSON")
     embed.set_defaults(handler=run_embed)
@@ -125,4 +127,5 @@ def _print_scores(results) -> None:
         "linear_probe",
     ]
     title = f"{results[0].layer}: separation over epochs ({results[0].params.method})"
-    console().print(records_table(title, records, columns))
+    headers = {"knn_hidden": "k-NN hidden", "knn_map": "k-NN map", "linear_probe": "Linear probe"}
+    console().print(records_table(title, records, columns, headers))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from convscope.cli.app import add_command
 from convscope.cli.model_cmds import add_model_arguments, load
-from convscope.cli.output import add_store_argument, announce, console, print_json
+from convscope.cli.output import add_store_argument, announce, console, output_file, print_json
 from convscope.errors import ConvscopeError
 
 
@@ -70,7 +70,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--exporter torchscript",
     )
     add_model_arguments(model)
-    model.add_argument("--onnx", type=Path, required=True, metavar="FILE", help="the .onnx file")
+    model.add_argument(
+        "--onnx", type=output_file, required=True, metavar="FILE", help="the .onnx file"
+    )
     model.add_argument(
         "--opset", type=int, metavar="N", help="ONNX opset version (default: the exporter's)"
     )

@@ -10,10 +10,11 @@ from convscope.cli.app import add_command
 from convscope.cli.model_cmds import add_model_arguments, load
 from convscope.cli.output import add_out_argument, print_json, print_result
 from convscope.errors import ConvscopeError
+from convscope.files import check_writable
 
 IMAGE_HELP = (
-    "the input: an image file, DATASET:SPLIT:INDEX (e.g. mnist:test:12) or a folder / range, "
-    "of which the first image is used"
+    "the input: an image file, DATASET:SPLIT:INDEX (e.g. mnist:test:12), a sample photo "
+    "(sample:china or sample:flower), or a folder / range, of which the first image is used"
 )
 
 
@@ -176,7 +177,10 @@ def _write_arrays(folder: Path, result: object) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConvscopeError(f"cannot create folder {folder}: {exc.strerror}") from None
-    for layer in result.layers:  # type: ignore[attr-defined]
+    layers = result.layers  # type: ignore[attr-defined]
+    for layer in layers:  # all or nothing: check every file before writing the first
+        check_writable(_npy_path(folder, layer.name))
+    for layer in layers:
         write_npy(_npy_path(folder, layer.name), layer.output)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
+
+from rich.markup import escape
 
 from convscope.cli.app import add_command
 from convscope.cli.model_cmds import add_model_arguments, load
@@ -12,6 +13,7 @@ from convscope.cli.output import (
     add_out_argument,
     announce,
     console,
+    output_file,
     print_json,
     write_figure,
     write_npy,
@@ -52,7 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_out_argument(kernels, "the kernel grid (.gif: an animation over --epochs)")
     kernels.add_argument(
         "--npy",
-        type=Path,
+        type=output_file,
         metavar="F",
         help="write the raw weights, out x in x H x W (E x ... with --epochs)",
     )
@@ -87,7 +89,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     kernels.add_argument(
         "--health-out",
-        type=Path,
+        type=output_file,
         metavar="F",
         help="write the health figure to F (.png, .svg or .pdf)",
     )
@@ -125,7 +127,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     apply.add_argument("--bgr", action="store_true", help="feed the image as BGR")
     add_out_argument(apply, "the image, kernel and response figure")
-    apply.add_argument("--npy", type=Path, metavar="F", help="write the response map (H x W)")
+    apply.add_argument(
+        "--npy", type=output_file, metavar="F", help="write the response map (H x W)"
+    )
     apply.add_argument("--json", action="store_true", help="print JSON instead of a table")
     apply.set_defaults(handler=run_apply_kernel)
 
@@ -198,7 +202,7 @@ def _print_kernels(document: dict[str, Any], health: Any, *, drew: bool) -> None
     out = console()
     shape = "×".join(str(s) for s in document["shape"])
     out.print(
-        f"[bold]{document['model']} · {document['layer']}[/] ({document['type']}): "
+        f"[bold]{escape(document['model'])} · {escape(document['layer'])}[/] ({document['type']}): "
         f"{shape} (out × in × H × W), channels {document['channel_order'] or 'feature maps'}"
     )
     out.print(document["caption"])
@@ -211,22 +215,29 @@ def _print_kernels(document: dict[str, Any], health: Any, *, drew: bool) -> None
             table.add_column(header, justify="right")
         table.add_row(*[_fmt(s[key]) for _, key in HEALTH_COLUMNS])
         out.print(table)
-        flagged = [
-            k
-            for k in document["health"]["kernels"]
-            if k["dead"] or k["duplicate_of"] is not None or not k["finite"]
-        ]
-        for k in flagged[:20]:
-            why = (
-                "dead"
-                if k["dead"]
-                else (f"near-duplicate of {k['duplicate_of']}" if k["finite"] else "NaN/Inf")
-            )
+        flagged = [(k, _problems(k)) for k in document["health"]["kernels"]]
+        flagged = [(k, why) for k, why in flagged if why]
+        for k, why in flagged[:20]:
             out.print(f"  kernel {k['index']}: {why}")
         if len(flagged) > 20:
             out.print(f"  ... {len(flagged) - 20} more (--json lists all)")
     if not drew:
         out.print("[dim]add --out FILE.png to draw the grid[/]")
+
+
+def _problems(kernel: dict[str, Any]) -> str:
+    """What the health check found wrong with one kernel, e.g. ``"dead"`` ("" if nothing)."""
+    if not kernel["finite"]:
+        return "NaN/Inf"
+    found = []
+    if kernel["dead"]:
+        found.append("dead")
+    if kernel["duplicate_of"] is not None:
+        found.append(f"near-duplicate of {kernel['duplicate_of']}")
+    if kernel["noisy"]:
+        share = kernel["high_freq_energy"]
+        found.append(f"noisy ({share:.0%} of its energy at high frequencies)")
+    return ", ".join(found)
 
 
 def _fmt(value: Any) -> str:
@@ -249,6 +260,11 @@ def _run_epochs(args: argparse.Namespace) -> int:
         raise ConvscopeError("--weights does not apply to a recorded run's epochs")
     if args.per_channel:
         raise ConvscopeError("--per-channel does not apply to --epochs; use --reduce or a layer")
+    if args.out is not None and args.out.suffix.lower() not in (".png", ".svg", ".pdf", ".gif"):
+        raise ConvscopeError(
+            f"cannot write {args.out}: the file name must end in .png, .svg, .pdf "
+            "or .gif (an animation over the epochs)"
+        )
     epochs = parse_epochs(args.epochs)
     history = kernels_over_epochs(
         args.store,
@@ -286,7 +302,7 @@ def _run_epochs(args: argparse.Namespace) -> int:
     out = console()
     shape = "×".join(str(s) for s in document["shape"])
     out.print(
-        f"[bold]{history.model} ({history.run_id}) · {history.layer}[/]: {shape}, "
+        f"[bold]{escape(history.model)} ({history.run_id}) · {escape(history.layer)}[/]: {shape}, "
         f"epochs {', '.join(str(e) for e in history.epochs)}"
     )
     if healths is not None:
@@ -333,7 +349,7 @@ def run_apply_kernel(args: argparse.Namespace) -> int:
         return 0
     out = console()
     out.print(
-        f"[bold]{data['model']} · {data['layer']} · kernel {data['kernel']}[/] "
+        f"[bold]{escape(data['model'])} · {escape(data['layer'])} · kernel {data['kernel']}[/] "
         f"on {data['image']}: "
         f"response {data['response_shape'][1]}×{data['response_shape'][0]}, "
         f"min {data['min']:.3g}, max {data['max']:.3g}, mean {data['mean']:.3g}, "

@@ -6,11 +6,16 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from convscope.cli.app import add_command
 from convscope.cli.model_cmds import add_model_arguments, load
-from convscope.cli.output import add_out_argument, print_result, write_figure, write_npy
+from convscope.cli.output import (
+    add_out_argument,
+    output_file,
+    print_result,
+    write_figure,
+    write_npy,
+)
 
 EXAMPLES = """\
   convscope maximize run:abc123 --class all --out digits.png
@@ -53,11 +58,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_out_argument(parser, "the figure of the synthesised inputs")
     parser.add_argument(
-        "--trace-out", type=Path, metavar="F", help="write the per-start convergence traces to F"
+        "--trace-out",
+        type=output_file,
+        metavar="F",
+        help="write the per-start convergence traces to F",
     )
     parser.add_argument(
         "--npy",
-        type=Path,
+        type=output_file,
         metavar="F",
         help="write the best inputs, as the model takes them (N x C x H x W), to F.npy",
     )

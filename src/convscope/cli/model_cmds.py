@@ -51,8 +51,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         commands,
         "predict",
         "Predict classes of images with their probabilities.\n\n"
-        "IMAGE is a file, a folder of images, DATASET:SPLIT:INDEX or DATASET:SPLIT:A-B\n"
-        "(A inclusive, B exclusive). Images are converted to what the model expects.",
+        "IMAGE is a file, a folder of images, DATASET:SPLIT:INDEX, DATASET:SPLIT:A-B\n"
+        "(A inclusive, B exclusive) or a sample photo (sample:china, sample:flower).\n"
+        "Images are converted to what the model expects.",
         "  convscope predict lenet --image mnist:test:12\n"
         "  convscope predict run.ckpt --image fashion-mnist:test:0-16 --json\n"
         "  convscope predict resnet50 --weights r50.pth --image cat.jpg --top 5",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,8 +55,15 @@ def print_result(result: Any, *, as_json: bool) -> None:
 
 
 def console() -> Console:
-    """The stdout console for people."""
-    return Console()
+    """The stdout console for people (no ``:name:`` emoji codes: ``run:ID:`` is not one).
+
+    Piped into a file or another program, tables get 120 columns instead of rich's 80
+    (``COLUMNS`` still decides when set).
+    """
+    out = Console(emoji=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = max(out.width, 120)
+    return out
 
 
 @contextmanager
@@ -83,11 +91,21 @@ def download_progress(enabled: bool) -> Iterator[Callable[[int, int | None, str]
         yield update
 
 
+def output_file(value: str) -> Path:
+    """argparse type of a file to write: refused before any work if it cannot be written."""
+    from convscope.files import unwritable_reason
+
+    reason = unwritable_reason(value)
+    if reason:
+        raise argparse.ArgumentTypeError(reason)
+    return Path(value)
+
+
 def add_out_argument(parser: argparse.ArgumentParser, what: str, *, required: bool = False) -> None:
     """``--out F``: where a figure goes, its format named by the suffix (.png, .svg, .pdf)."""
     parser.add_argument(
         "--out",
-        type=Path,
+        type=output_file,
         required=required,
         metavar="F",
         help=f"write {what} to F (.png, .svg or .pdf)",
@@ -107,14 +125,13 @@ def write_npy(path: Path, array: Any) -> Path:
     """Save an array as ``.npy`` atomically and say where on stderr."""
     import numpy as np
 
-    from convscope.data.idx import atomic_write
     from convscope.errors import ConvscopeError
+    from convscope.files import atomic_write, check_writable
 
     path = Path(path)
     if path.suffix != ".npy":
         raise ConvscopeError(f"cannot write {path}: an array file name must end in .npy")
-    if not path.parent.exists():
-        raise ConvscopeError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_writable(path)
     with atomic_write(path) as handle:
         np.save(handle, np.asarray(array), allow_pickle=False)
     announce(path)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from convscope.cli.app import add_command
-from convscope.cli.output import add_store_argument, announce, task_progress
+from convscope.cli.output import add_store_argument, announce, output_file, task_progress
 from convscope.embed.projection import METHODS
+from convscope.files import check_writable
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     report.add_argument("refs", nargs="+", metavar="STUDY|RUN", help="a study name or run ids")
     report.add_argument(
-        "--out", type=Path, required=True, metavar="F", help="the report file (.html)"
+        "--out", type=output_file, required=True, metavar="F", help="the report file (.html)"
     )
     report.add_argument("--layer", help="the recorded layer to map (default: the first recorded)")
     report.add_argument("--method", choices=METHODS, default="umap", help="map method (umap)")
@@ -47,8 +47,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     if args.out.suffix.lower() not in (".html", ".htm"):
         raise ConvscopeError(f"cannot write {args.out}: the report's file name must end in .html")
-    if not args.out.parent.exists():
-        raise ConvscopeError(f"cannot write {args.out}: folder {args.out.parent} does not exist")
+    check_writable(args.out)
     with open_store(args.store, create=False) as store, task_progress(True) as progress:
         data = collect_report(
             store,

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from convscope.cli.app import add_command
-from convscope.cli.output import add_store_argument, console, print_json
+from convscope.cli.output import add_store_argument, console, output_file, print_json
 from convscope.errors import ConvscopeError
 from convscope.train.loop import LR_SCHEDULES, OPTIMIZERS, ProgressFn, TrainConfig, TrainResult
 
@@ -95,7 +95,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--name", help="a name for the run (default MODEL-DATA)")
     train.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
     train.add_argument(
-        "--save", type=Path, metavar="FILE", help="also write the final checkpoint here"
+        "--save", type=output_file, metavar="FILE", help="also write the final checkpoint here"
     )
     train.add_argument("--json", action="store_true", help="print the metrics as JSON")
     train.set_defaults(handler=run_train)

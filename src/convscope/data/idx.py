@@ -3,27 +3,24 @@
 An IDX file is a 4-byte magic ``00 00 TT NN`` (``TT`` the element type, ``NN`` the number
 of dimensions), ``NN`` big-endian uint32 sizes, then the elements, big-endian, row-major.
 :func:`read_idx` never returns a wrong array: every defect is a :class:`DataError` that
-names the file. Writes are atomic (temporary file in the same directory, then
-``os.replace``) so a crash never leaves a half-written file under the final name.
+names the file. Writes are atomic (:func:`convscope.files.atomic_write`) so a crash never leaves a
+half-written file under the final name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import math
 import os
 import struct
-import tempfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO
 
 import numpy as np
 
 from convscope.errors import DataError
+from convscope.files import atomic_write
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_DIMS = 4
@@ -46,42 +43,6 @@ _FIX = "the file is damaged or not an IDX file; delete it and fetch or copy it a
 def _fail(path: Path, problem: str, fix: str = _FIX) -> DataError:
     """Build the one-line error for a bad file."""
     return DataError(f"{path}: {problem}; {fix}")
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Yield a binary file whose content replaces ``path`` only if the block succeeds.
-
-    The data goes to a hidden temporary file in the same directory (so ``os.replace`` is
-    atomic), is flushed and fsynced, then renamed; on any exception the temporary file is
-    removed and ``path`` is left as it was. Parent directories are created.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | memoryview) -> None:
-    """Write ``data`` to ``path`` atomically; a failure is a DataError naming the file."""
-    try:
-        with atomic_write(path) as handle:
-            handle.write(data)
-    except OSError as exc:
-        raise DataError(
-            f"{path}: cannot write ({exc.strerror or exc}); check the directory's "
-            "permissions and free space"
-        ) from exc
 
 
 def _read_raw(path: Path) -> bytes:

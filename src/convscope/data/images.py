@@ -20,6 +20,7 @@ Policies, in one place:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,7 +63,14 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
     if p.is_dir():
         raise ImageError(f"{p} is a directory, not an image file; give the path of one image")
     try:
-        img = Image.open(p)
+        with warnings.catch_warnings():  # big but allowed: it is resized to the model anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(
+            f"{p} is too large to decode safely ({exc}); downscale it below "
+            f"{Image.MAX_IMAGE_PIXELS * 2:,} pixels first"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(
             f"{p} is not an image Pillow can read; give a PNG, JPEG, BMP, GIF, WebP or TIFF file"
@@ -71,7 +79,8 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
         raise ImageError(
             f"cannot open {p}: {exc.strerror or exc}; check that it is readable"
         ) from exc
-    with img:
+    with img, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             img.seek(0)
             img.load()

@@ -9,7 +9,9 @@ A SPEC is one of:
   (labels from the sorted sub-folder names);
 - ``DATASET:SPLIT:INDEX``: one sample, e.g. ``mnist:test:12``;
 - ``DATASET:SPLIT:A-B``: samples A (inclusive) to B (exclusive), e.g.
-  ``fashion-mnist:test:0-16``.
+  ``fashion-mnist:test:0-16``;
+- ``sample:NAME``: a colour photo that ships with scikit-learn (``sample:china``,
+  ``sample:flower``), so an RGB model has an input without any download.
 
 A path that exists on disk always wins over the dataset form, so files whose
 names contain ``:`` still work; ``C:\\...`` style paths are never read as datasets.
@@ -40,14 +42,30 @@ MAX_IMAGES = 1024
 """The most images one SPEC may name (ranges and folders)."""
 
 FORMS = (
-    "an image file, a folder of images, DATASET:SPLIT:INDEX or DATASET:SPLIT:A-B "
-    "(e.g. mnist:test:12 or fashion-mnist:test:0-16)"
+    "an image file, a folder of images, DATASET:SPLIT:INDEX, DATASET:SPLIT:A-B or "
+    "sample:china|flower (e.g. mnist:test:12 or fashion-mnist:test:0-16)"
 )
 
 _DATASET_SPEC = re.compile(r"^(?P<dataset>[A-Za-z0-9][\w.-]*):(?P<split>[\w-]+):(?P<select>.*)$")
 _INDEX = re.compile(r"^\d+$")
 _RANGE = re.compile(r"^(?P<start>\d+)-(?P<stop>\d+)$")
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+SAMPLE_IMAGES = {"china": "china.jpg", "flower": "flower.jpg"}
+"""Photos that ship with scikit-learn, usable offline as ``sample:NAME``."""
+
+
+def sample_image(name: str) -> np.ndarray:
+    """A photo shipped with scikit-learn (``china`` or ``flower``), uint8 ``H x W x 3``."""
+    if name not in SAMPLE_IMAGES:
+        raise ImageError(
+            f"no sample image {name!r}; the samples are "
+            f"{' and '.join(f'sample:{n}' for n in SAMPLE_IMAGES)}"
+        )
+    from sklearn.datasets import load_sample_image
+
+    return np.array(load_sample_image(SAMPLE_IMAGES[name]), dtype=np.uint8)
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +89,13 @@ def resolve_images(spec: str, *, input_spec: InputSpec | None = None) -> list[In
         if path.is_dir():
             return _from_folder(path, channels)
         return [InputImage(name=path.name, pixels=read_pixels(path, channels))]
+    if text.startswith("sample:"):
+        pixels = sample_image(text.split(":", 1)[1])
+        return [
+            InputImage(
+                name=text, pixels=pixels if channels is None else match_channels(pixels, channels)
+            )
+        ]
     if _WINDOWS_DRIVE.match(text) or ":" not in text:
         raise ImageError(f"no such file or folder: {text}; give {FORMS}")
     dataset, split, start, stop = parse_dataset_spec(text)

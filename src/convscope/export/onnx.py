@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from convscope.errors import ConvscopeError
+from convscope.files import check_writable
 
 if TYPE_CHECKING:
     from convscope.data.preprocess import InputSpec
@@ -135,8 +136,11 @@ def export_onnx(
         )
     if exporter == "dynamo":
         _require("onnxscript", "the dynamo ONNX exporter", alternative="--exporter torchscript")
-    if opset is not None and opset < 7:
-        raise ConvscopeError(f"--opset must be at least 7, got {opset}")
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and not 7 <= opset <= newest:
+        raise ConvscopeError(
+            f"--opset must be from 7 to {newest} (onnx {onnx.__version__}), got {opset}"
+        )
     path = _target(path)
     output_name = "probabilities" if loaded.outputs_probabilities else "logits"
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -145,6 +149,12 @@ def export_onnx(
     try:
         _trace(loaded, tmp, opset, exporter, output_name)
         proto = onnx.load(str(tmp))
+        if opset is not None and _opset(proto) != opset:
+            raise ConvscopeError(
+                f"{loaded.name}: the {exporter} exporter wrote opset {_opset(proto)}, not the "
+                f"--opset {opset} asked for; nothing written (try --opset {_opset(proto)} "
+                "or the other --exporter)"
+            )
         _check_batch_axis(loaded, proto, exporter)
         metadata = onnx_metadata(loaded)
         del proto.metadata_props[:]
@@ -342,14 +352,7 @@ def _target(path: str | os.PathLike[str]) -> Path:
     path = Path(path).expanduser()
     if path.suffix.lower() != ".onnx":
         raise ConvscopeError(f"cannot write {path}: an ONNX file name must end in .onnx")
-    if path.is_dir():
-        raise ConvscopeError(f"cannot write {path}: it is a folder")
-    parent = path.parent
-    if not parent.is_dir():
-        raise ConvscopeError(f"cannot write {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConvscopeError(f"cannot write {path}: folder {parent} is not writable")
-    return path
+    return check_writable(path)
 
 
 def _dummy(spec: InputSpec) -> torch.Tensor:

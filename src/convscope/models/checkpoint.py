@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from convscope.data.idx import atomic_write
 from convscope.data.preprocess import InputSpec
 from convscope.errors import ModelError
+from convscope.files import atomic_write
 from convscope.models.loaded import LoadedModel
 
 FORMAT = "convscope-checkpoint"

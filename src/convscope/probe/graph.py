@@ -120,10 +120,9 @@ class ModelGraph(FigureResult):
 
         if Path(path).suffix.lower() != ".svg":
             return super().save(path, **options)
-        from convscope.data.idx import atomic_write_bytes
+        from convscope.files import atomic_write_bytes, check_writable
 
-        if not Path(path).parent.exists():
-            raise ConvscopeError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+        check_writable(path)
         atomic_write_bytes(path, self.to_svg(**options).encode())
         return str(path)
 

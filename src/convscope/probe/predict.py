@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
 
 
@@ -61,6 +62,13 @@ def probabilities(model: LoadedModel, batch: torch.Tensor) -> torch.Tensor:
             outputs = module(batch)
     finally:
         module.train(was_training)
+    if not isinstance(outputs, torch.Tensor) or outputs.dim() != 2:
+        shape = "x".join(map(str, outputs.shape)) if isinstance(outputs, torch.Tensor) else None
+        raise ConvscopeError(
+            f"{model.name} outputs {shape or type(outputs).__name__}, not one row of class "
+            "scores per image (N x classes); predict needs a classifier. Look at its layers "
+            "with `convscope features` instead"
+        )
     return outputs if model.outputs_probabilities else torch.softmax(outputs, dim=1)
 
 

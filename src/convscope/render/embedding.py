@@ -19,9 +19,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from convscope.data.idx import atomic_write
 from convscope.embed.scores import SCORE_LABELS, SCORE_NAMES
 from convscope.errors import ConvscopeError
+from convscope.files import atomic_write
 from convscope.render.curves import run_colors, run_labels
 
 if TYPE_CHECKING:

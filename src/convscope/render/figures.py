@@ -12,8 +12,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from convscope.data.idx import atomic_write
 from convscope.errors import ConvscopeError
+from convscope.files import atomic_write, check_writable
 
 DPI = 120
 """Resolution of raster output."""
@@ -35,8 +35,7 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save ``fig`` atomically in the format the suffix of ``path`` names; returns the path."""
     path = Path(path)
     fmt = figure_format(path)
-    if path.parent and not path.parent.exists():
-        raise ConvscopeError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_writable(path)
     with atomic_write(path) as handle:
         fig.savefig(handle, format=fmt, dpi=DPI, bbox_inches="tight")
     return path

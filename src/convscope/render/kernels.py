@@ -337,14 +337,13 @@ def save_kernel_animation(
     """An animated GIF with one kernel grid per frame (e.g. one per epoch), looping."""
     from PIL import Image
 
-    from convscope.data.idx import atomic_write
     from convscope.errors import ConvscopeError
+    from convscope.files import atomic_write, check_writable
 
     path = Path(path)
     if path.suffix.lower() != ".gif":
         raise ConvscopeError(f"cannot write {path}: an animation file name must end in .gif")
-    if not path.parent.exists():
-        raise ConvscopeError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_writable(path)
     if not grids:
         raise ConvscopeError("no frames to animate")
     frames: list[Image.Image] = []

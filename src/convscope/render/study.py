@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from convscope.data.idx import atomic_write
+from convscope.files import atomic_write
 from convscope.render.confusion import plot_confusion_grid, plot_confusion_matrix
 from convscope.render.curves import plot_training_curves, run_labels
 from convscope.render.figures import data_uri, save_figure

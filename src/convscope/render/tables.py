@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -13,13 +14,13 @@ if TYPE_CHECKING:
 
 def predictions_table(predictions: Predictions) -> Table:
     """Input, true label (when known) and the top classes with their probabilities."""
-    table = Table(title=f"{predictions.model}: predictions")
+    table = Table(title=escape(f"{predictions.model}: predictions"))
     table.add_column("Input")
     table.add_column("Label", style="cyan")
     table.add_column("Top classes (probability)", style="green")
     for p in predictions.predictions:
         tops = ",  ".join(f"{name} {prob:.3f}" for name, prob in p.top)
-        table.add_row(p.input, p.label or "", tops)
+        table.add_row(escape(p.input), escape(p.label or ""), escape(tops))
     return table
 
 
@@ -37,13 +38,32 @@ def predictions_html(predictions: Predictions) -> str:
     )
 
 
-def records_table(title: str, records: list[dict[str, Any]], columns: list[str]) -> Table:
-    """A rich table of dict records (``convscope models``, ``convscope data list``)."""
-    table = Table(title=title)
+def records_table(
+    title: str,
+    records: list[dict[str, Any]],
+    columns: list[str],
+    headers: dict[str, str] | None = None,
+) -> Table:
+    """A rich table of dict records (``convscope models``, ``convscope data list``).
+
+    Columns are headed ``headers[column]`` or the column name in words; numbers are
+    right-aligned and never cut, however narrow the terminal (text columns shrink).
+    """
+    table = Table(title=escape(title))
+    cells = [[escape(_cell(record.get(c))) for c in columns] for record in records]
     for index, column in enumerate(columns):
-        table.add_column(column.replace("_", " ").capitalize(), no_wrap=index == 0)
-    for record in records:
-        table.add_row(*(_cell(record.get(c)) for c in columns))
+        numeric = bool(records) and all(
+            isinstance(record.get(column), (int, float)) for record in records
+        )
+        widest = max((len(row[index]) for row in cells), default=0)
+        table.add_column(
+            (headers or {}).get(column, column.replace("_", " ").capitalize()),
+            no_wrap=numeric or (index == 0 and widest <= 12),  # numbers and short ids
+            justify="right" if numeric else "left",
+            min_width=widest if numeric else None,
+        )
+    for row in cells:
+        table.add_row(*row)
     return table
 
 

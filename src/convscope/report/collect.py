@@ -81,9 +81,13 @@ def collect_report(
 
     ``layer`` defaults to the first layer the runs recorded (``hidden`` in a study);
     ``image`` (a SPEC) is the input of the sample feature maps, by default the first
-    test image of the runs' dataset.
+    test image of the runs' dataset; a SPEC that names no image is refused before any work.
     """
     title, run_ids = resolve_runs(store, refs)
+    if image is not None:
+        from convscope.data.spec import resolve_images
+
+        resolve_images(image)
     runs = [run_result(store, run_id) for run_id in run_ids]
     first = store.run(run_ids[0])
     study = StudyResult(name=title, dataset=first.dataset, runs=runs, settings=_settings(first))

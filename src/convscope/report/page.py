@@ -13,8 +13,8 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-from convscope.data.idx import atomic_write
 from convscope.embed.scores import SCORE_LABELS, SCORE_NAMES
+from convscope.files import atomic_write
 from convscope.render.confusion import plot_confusion_grid
 from convscope.render.curves import plot_training_curves
 from convscope.render.figures import data_uri

@@ -28,7 +28,7 @@ from types import TracebackType
 
 import numpy as np
 
-from convscope.data.idx import atomic_write
+from convscope.files import atomic_write
 from convscope.store.errors import StoreError
 
 DB_NAME = "convscope.db"

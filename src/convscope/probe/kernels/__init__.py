@@ -19,6 +19,8 @@ This package re-exports the public names of all of them.
 
 from __future__ import annotations
 
+from convscope.data.spec import SAMPLE_IMAGES, sample_image  # noqa: F401  (also importable here)
+
 # Names marked F401 were public before the split but are not in ``__all__``; they are
 # re-exported so ``convscope.probe.kernels.NAME`` keeps working and ``import *`` is unchanged.
 from convscope.probe.kernels.display import (
@@ -50,13 +52,11 @@ from convscope.probe.kernels.health import (
     white_noise_high_freq_energy,
 )
 from convscope.probe.kernels.response import (
-    SAMPLE_IMAGES,  # noqa: F401
     KernelResponse,
     apply_kernel,
     conv_response,
     layer_input,
     resolve_image,
-    sample_image,
 )
 from convscope.probe.kernels.weights import KernelSet, conv_layer_names, find_conv, kernel_set
 

@@ -25,38 +25,15 @@ if TYPE_CHECKING:
     from convscope.models.loaded import LoadedModel
 
 
-SAMPLE_IMAGES = {"china": "china.jpg", "flower": "flower.jpg"}
-"""Photos that ship with scikit-learn, usable offline as ``sample:NAME``."""
-
-
-def sample_image(name: str) -> np.ndarray:
-    """A photo shipped with scikit-learn (``china`` or ``flower``), uint8 ``H x W x 3``."""
-    if name not in SAMPLE_IMAGES:
-        raise ImageError(
-            f"no sample image {name!r}; the samples are "
-            f"{' and '.join(f'sample:{n}' for n in SAMPLE_IMAGES)}"
-        )
-    from sklearn.datasets import load_sample_image
-
-    return np.array(load_sample_image(SAMPLE_IMAGES[name]), dtype=np.uint8)
-
-
 def resolve_image(spec: str, input_spec: InputSpec | None = None) -> InputImage:
     """The one image a SPEC names, or a scikit-learn sample photo as ``sample:NAME``.
 
     With ``input_spec`` the pixels get its channel count. A SPEC naming several images
     is refused.
     """
-    from convscope.data.images import match_channels
-    from convscope.data.spec import InputImage, resolve_images
+    from convscope.data.spec import resolve_images
 
-    text = spec.strip()
-    if text.startswith("sample:"):
-        pixels = sample_image(text.split(":", 1)[1])
-        if input_spec is not None:
-            pixels = match_channels(pixels, input_spec.channels)
-        return InputImage(text, pixels)
-    images = resolve_images(text, input_spec=input_spec)
+    images = resolve_images(spec, input_spec=input_spec)
     if len(images) != 1:
         raise ImageError(
             f"{spec!r} names {len(images)} images; give one image, e.g. {images[0].name}"
