@@ -235,6 +235,8 @@ def test_methods_and_targets_are_parsed_with_helpful_errors() -> None:
     assert parse_methods("grad-cam") == ["gradcam"]
     with pytest.raises(ConvscopeError, match="saliency"):
         parse_methods("salency")
+    with pytest.raises(ConvscopeError, match="empty method name"):
+        parse_methods("saliency,")
     classes = ("T-shirt/top", "Trouser", "Pullover")
     assert resolve_target("trouser", classes) == 1
     assert resolve_target("2", classes) == 2
@@ -309,3 +311,13 @@ def test_torchvision_resnet_with_inplace_relu() -> None:
     assert module.relu.inplace is True and all_hooks(module) == []
     reused = attribute(model, pixels, "gradcam", layer="layer4.1.relu")
     assert "runs 2 times" in reused.map("gradcam").note
+
+
+def test_a_spec_string_is_an_image_and_bad_windows_are_refused() -> None:
+    model = load_model("lenet5", seed=0)
+    (image,) = resolve_images("mnist:test:12", input_spec=model.input_spec)
+    by_spec = attribute(model, "mnist:test:12", ["saliency"])
+    by_image = attribute(model, image, ["saliency"])
+    np.testing.assert_array_equal(by_spec.maps[0].values, by_image.maps[0].values)
+    with pytest.raises(ConvscopeError, match="--window must be at least 1 pixel, got 0"):
+        attribute(model, image, ["occlusion"], window=0)

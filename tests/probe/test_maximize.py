@@ -308,6 +308,8 @@ def test_unknown_class_lists_the_classes() -> None:
     assert "did you mean Trouser" in message and "1 Trouser" in message and "\n" not in message
     with pytest.raises(ConvscopeError, match="out of range"):
         class_targets(fashion, 10)
+    with pytest.raises(ConvscopeError, match="'5-2' is empty; write it low-high"):
+        class_targets(fashion, "5-2")
 
 
 def test_channel_targets_and_their_errors() -> None:

@@ -175,7 +175,10 @@ def parse_methods(text: str | Sequence[str]) -> list[str]:
     methods: list[str] = []
     for part in (p.strip().lower() for p in parts):
         if not part:
-            continue
+            raise ConvscopeError(
+                f"empty method name in {text!r}; separate methods with single commas, "
+                "e.g. saliency,gradcam"
+            )
         if part == "all":
             methods += [m for m in METHODS if m not in methods]
             continue
@@ -219,7 +222,7 @@ def resolve_target(target: int | str | None, class_names: Sequence[str]) -> int 
 
 def attribute(
     model: LoadedModel,
-    image: InputImage | np.ndarray,
+    image: str | InputImage | np.ndarray,
     methods: Sequence[str] | str = METHODS,
     *,
     target: int | str | None = None,
@@ -232,13 +235,18 @@ def attribute(
 ) -> AttributionResult:
     """Attribute the score of ``target`` (default: the predicted class) for one image.
 
-    ``image`` is an :class:`InputImage` or uint8 pixels of any size (fitted to the
-    model's input like every other input). ``layer`` is Grad-CAM's layer (default:
+    ``image`` is a SPEC naming one image (``mnist:test:12``, a file, ``sample:china``),
+    an :class:`InputImage` or uint8 pixels of any size (fitted to the model's input
+    like every other input). ``layer`` is Grad-CAM's layer (default:
     the last convolution the forward pass calls); ``steps`` the integration steps of
     integrated gradients; ``window``/``stride`` the occlusion patch in pixels
     (default: about 1/7 of the input side, half of that); ``baseline`` the reference
     input of integrated gradients and occlusion (see :data:`BASELINES`).
     """
+    if isinstance(image, str):
+        from convscope.probe.kernels.response import resolve_image
+
+        image = resolve_image(image, model.input_spec)
     if not isinstance(image, InputImage):
         image = InputImage(name or "image", np.asarray(image))
     elif name is not None:
@@ -274,6 +282,9 @@ def attribute_images(
         raise ConvscopeError(f"unknown baseline {baseline!r}; use one of {', '.join(BASELINES)}")
     if steps < 2:
         raise ConvscopeError("--steps must be at least 2")
+    for option, value in (("window", window), ("stride", stride)):
+        if value is not None and value < 1:
+            raise ConvscopeError(f"--{option} must be at least 1 pixel, got {value}")
     if layer is not None and "gradcam" not in chosen:
         raise ConvscopeError("--layer chooses Grad-CAM's layer; add gradcam to --method")
     settings = {"target": target, "layer": layer, "steps": steps, "window": window,
