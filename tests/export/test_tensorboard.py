@@ -220,9 +220,13 @@ def test_a_failed_export_leaves_nothing(recorded_runs, tmp_path: Path) -> None:
         (snapshot,) = store.artifacts(run_id, kind="snapshot", name="hidden", epoch=2)
         store.path_of(snapshot).write_bytes(b"damaged")
     out = tmp_path / "tb"
+    out.mkdir()
     with pytest.raises(StoreError, match="sha256"):
         export_tensorboard(copy, run_id, out, sprites=False)
     assert list(out.iterdir()) == []
+    with pytest.raises(StoreError, match="sha256"):  # folders it made itself are removed
+        export_tensorboard(copy, run_id, tmp_path / "new" / "tb", sprites=False)
+    assert not (tmp_path / "new").exists()
 
 
 def test_unknown_run_and_missing_store(recorded_runs, tmp_path: Path) -> None:

@@ -432,6 +432,11 @@ def test_weights_only_h5_and_mismatched_weights(tmp_path: Path) -> None:
         handle.attrs["layer_names"] = np.array([b"dense"])
     with pytest.raises(ModelError, match="weights only"):
         load_keras(weights_only)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as handle:
+        handle["data"] = np.zeros(3)
+    with pytest.raises(ModelError, match="an HDF5 file but not a Keras model"):
+        load_keras(other)
 
     def wider(config: dict) -> None:
         config["config"]["layers"][-1]["config"]["units"] = 11

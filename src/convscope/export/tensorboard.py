@@ -12,6 +12,7 @@ export leaves nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -143,6 +144,7 @@ def export_tensorboard(
         kernel_layers, snapshot_layers = _chosen(record.id, layers, kernel_layers, snapshot_layers)
     target = Path(out_dir).expanduser() / record.id
     _check_target(target, force)
+    created = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
     tmp = _make_temp(target)
     try:
         writer = writer_class(log_dir=str(tmp))
@@ -160,6 +162,9 @@ def export_tensorboard(
         _publish(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:  # innermost first: leave no empty folders behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     return TensorBoardExport(
         run=record.id,

@@ -185,10 +185,15 @@ def _read_h5(path: Path) -> KerasFile:
     try:
         with handle:
             raw = handle.attrs.get("model_config")
-            if raw is None:
+            if raw is None and "layer_names" in handle.attrs:
                 raise ModelError(
                     f"{path}: holds weights only (saved with save_weights), no model "
                     f"architecture; {RESAVE}"
+                )
+            if raw is None:
+                raise ModelError(
+                    f"{path}: an HDF5 file but not a Keras model (no model_config); "
+                    f"{RESAVE}"
                 )
             config = json.loads(_text(raw))
             if not isinstance(config, dict):
