@@ -31,6 +31,13 @@ def test_embed_json_and_files(recorded_runs, tmp_path: Path, capsys) -> None:
     assert f"wrote {gif}" in captured.err
 
 
+def test_a_study_name_embeds_all_its_runs(recorded_runs, capsys) -> None:
+    root, ids = recorded_runs
+    argv = ["embed", "tiny", "--layer", "hidden", "--method", "pca", "--store", str(root)]
+    assert main([*argv, "--json"]) == 0
+    assert [d["run"] for d in json.loads(capsys.readouterr().out)] == ids
+
+
 def test_embed_mp4_with_ffmpeg(recorded_runs, tmp_path: Path, capsys) -> None:
     assert shutil.which("ffmpeg"), "make setup installs ffmpeg for the MP4 animation"
     root, ids = recorded_runs

@@ -30,9 +30,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         "linear-probe accuracy. Results are cached in the run store: asking again is instant.",
         "  convscope embed 3fa2c1d0 --layer hidden\n"
         "  convscope embed RUN_A RUN_B --layer hidden --method pca --out maps.png --animation maps.mp4\n"
-        "  convscope embed 3fa2c1d0 --layer hidden --method tsne --json",
+        "  convscope embed 3fa2c1d0 --layer hidden --method tsne --json\n"
+        "  convscope embed architectures --layer hidden --out study-maps.png",
     )
-    embed.add_argument("runs", nargs="+", metavar="RUN", help="run id(s) or unique prefixes")
+    embed.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN|STUDY",
+        help="run ids, unique id prefixes or run names, or a study name for all its runs",
+    )
     embed.add_argument(
         "--layer", required=True, help="a layer recorded with --record (e.g. hidden)"
     )
@@ -67,6 +73,7 @@ def run_embed(args: argparse.Namespace) -> int:
     from convscope.embed.runs import embed_run
     from convscope.errors import ConvscopeError
     from convscope.store import open_store
+    from convscope.train.study import resolve_runs
 
     params = ProjectionParams(
         method=args.method,
@@ -81,8 +88,8 @@ def run_embed(args: argparse.Namespace) -> int:
         )
     results = []
     with open_store(args.store, create=False) as store, task_progress(not args.json) as progress:
-        for ref in args.runs:
-            label = f"{args.method} {ref}"
+        for ref in resolve_runs(store, args.runs)[1]:
+            label = f"{args.method} {store.run(ref).name}"
             report = (
                 (lambda done, total, label=label: progress(label, done, total))
                 if progress

@@ -228,7 +228,9 @@ def _class_indices(item: int | str, classes: tuple[str, ...]) -> list[int]:
         hint = close_matches(text, classes)
         raise ConvscopeError(f"unknown class {text!r}{hint}; {_class_list(classes)}") from None
     if first > last:
-        raise ConvscopeError(f"class range {text!r} is empty; write it low-high, e.g. {last}-{first}")
+        raise ConvscopeError(
+            f"class range {text!r} is empty; write it low-high, e.g. {last}-{first}"
+        )
     if not (0 <= first <= last < count):
         raise ConvscopeError(f"class {text!r} is out of range; {_class_list(classes)}")
     return list(range(first, last + 1))

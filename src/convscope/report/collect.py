@@ -21,7 +21,7 @@ from convscope.errors import ConvscopeError
 from convscope.report.verdict import ModelScores, model_scores
 from convscope.store.store import RunStore
 from convscope.train.results import StudyResult
-from convscope.train.study import run_result, study_result
+from convscope.train.study import resolve_runs, run_result
 
 Progress = Callable[[str, int, int], None]
 
@@ -51,21 +51,6 @@ class ReportData:
     models: list[ModelPart]
     versions: dict[str, str]
     created: str
-
-
-def resolve_runs(store: RunStore, refs: Sequence[str]) -> tuple[str, list[str]]:
-    """A title and the run ids that ``refs`` (study names or run ids/prefixes) name."""
-    if not refs:
-        raise ConvscopeError("name a study or at least one run (see `convscope runs list`)")
-    studies = set(store.studies())
-    ids: list[str] = []
-    for ref in refs:
-        if ref in studies:
-            ids += [r.run_id for r in study_result(store, ref).runs]
-        else:
-            ids.append(store.run(ref).id)
-    title = refs[0] if len(refs) == 1 and refs[0] in studies else ", ".join(refs)
-    return title, list(dict.fromkeys(ids))
 
 
 def collect_report(

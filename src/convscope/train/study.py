@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from convscope.store.store import DEFAULT_STORE_DIR
 from convscope.train.loop import TrainConfig
 from convscope.train.results import RunResult, StudyResult
 from convscope.train.run import RunSettings, train_run
+
+if TYPE_CHECKING:
+    from convscope.store import RunStore
 
 STUDY_MODELS = ("sequential", "inception", "residual", "inception-residual")
 
@@ -199,3 +202,18 @@ def study(
     )
     with open_store(store) as opened:
         return run_study(settings, store=opened, out_dir=Path(out) if out else None)
+
+
+def resolve_runs(store: RunStore, refs: Sequence[str]) -> tuple[str, list[str]]:
+    """A title and the run ids that ``refs`` name: study names, run ids, id prefixes, run names."""
+    if not refs:
+        raise ConvscopeError("name a study or at least one run (see `convscope runs list`)")
+    studies = set(store.studies())
+    ids: list[str] = []
+    for ref in refs:
+        if ref in studies:
+            ids += [r.run_id for r in study_result(store, ref).runs]
+        else:
+            ids.append(store.run(ref).id)
+    title = refs[0] if len(refs) == 1 and refs[0] in studies else ", ".join(refs)
+    return title, list(dict.fromkeys(ids))

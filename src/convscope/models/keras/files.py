@@ -192,8 +192,7 @@ def _read_h5(path: Path) -> KerasFile:
                 )
             if raw is None:
                 raise ModelError(
-                    f"{path}: an HDF5 file but not a Keras model (no model_config); "
-                    f"{RESAVE}"
+                    f"{path}: an HDF5 file but not a Keras model (no model_config); {RESAVE}"
                 )
             config = json.loads(_text(raw))
             if not isinstance(config, dict):
