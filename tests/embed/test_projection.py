@@ -99,6 +99,19 @@ def test_tsne_cannot_place_new_points() -> None:
         projector.transform(x[:3])
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"method": "tsne", "perplexity": 500}, "t-SNE perplexity 500 needs more points"),
+        ({"method": "umap", "n_neighbors": 500}, "UMAP n_neighbors 500 needs more points"),
+    ],
+)
+def test_a_neighbourhood_larger_than_the_data_is_refused_not_clamped(options, message) -> None:
+    x, _ = _clusters(n_per_class=6)
+    with pytest.raises(ConvscopeError, match=message):
+        Projector(**options).fit(x)
+
+
 def test_parameters_name_the_cache_entry() -> None:
     umap = ProjectionParams(method="umap")
     assert umap.key() == ProjectionParams(method="umap", perplexity=5).key()  # irrelevant to UMAP

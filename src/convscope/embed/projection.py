@@ -196,6 +196,16 @@ def _rms_radius(centred: np.ndarray) -> float:
     return rms if rms > 0 else 1.0
 
 
+def _checked(what: str, value: float, points: int, option: str) -> Any:
+    """``value`` if it is below the number of points; else a one-line error with a fix."""
+    if value < points:
+        return value
+    raise ConvscopeError(
+        f"{what} {value:g} needs more points than the {points} mapped; use {option} "
+        f"{max(2, (points - 1) // 3)} or record more probe images (--probe-per-class)"
+    )
+
+
 def _umap(
     x: np.ndarray, n_neighbors: int, min_dist: float, seed: int, init: np.ndarray | None
 ) -> Any:
@@ -206,7 +216,7 @@ def _umap(
     start: Any = "spectral" if init is None else init * 10.0  # UMAP works on a scale of ~10
     reducer = umap.UMAP(
         n_components=2,
-        n_neighbors=min(n_neighbors, len(x) - 1),
+        n_neighbors=_checked("UMAP n_neighbors", n_neighbors, len(x), "--n-neighbors"),
         min_dist=min_dist,
         init=start,
         random_state=seed,
@@ -222,7 +232,6 @@ def _tsne(x: np.ndarray, perplexity: float, seed: int, init: np.ndarray | None) 
 
     # scikit-learn's own PCA initialisation is scaled to a standard deviation of 1e-4
     start: Any = "pca" if init is None else init * (1e-4 / init[:, 0].std())
-    tsne = TSNE(
-        n_components=2, perplexity=min(perplexity, (len(x) - 1) / 3), init=start, random_state=seed
-    )
+    perplexity = _checked("t-SNE perplexity", perplexity, len(x), "--perplexity")
+    tsne = TSNE(n_components=2, perplexity=perplexity, init=start, random_state=seed)
     return tsne.fit_transform(x)
