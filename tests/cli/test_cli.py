@@ -171,3 +171,21 @@ def test_every_subcommand_help_has_examples(capsys) -> None:
     ):
         status, out, _ = run(capsys, *command, "--help")
         assert status == 0 and "examples:" in out.lower(), command
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--data", "cifar"], "cifar"),
+        (["--data", "mnist", "--subset", "5"], "--subset must be at least 20"),
+        (["--data", "mnist", "--seed", "-1"], "seed must be from 0"),
+        (["--data", "mnist", "--weight-decay", "-1"], "weight decay must be 0 or more"),
+        (["--data", "mnist", "--validation", "val"], "no split 'val'"),
+    ],
+)
+def test_a_refused_train_leaves_no_run_behind(capsys, tmp_path: Path, extra, fragment) -> None:
+    store = tmp_path / "runs"
+    argv = ["train", "lenet5", "--epochs", "1", "--store", str(store), *extra]
+    assert_user_error(run(capsys, *argv), fragment)
+    if store.exists():
+        assert run(capsys, "runs", "list", "--store", str(store), "--json")[1].strip() == "[]"

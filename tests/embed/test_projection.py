@@ -126,3 +126,12 @@ def test_bad_features_are_refused() -> None:
     x[3, 2] = np.nan
     with pytest.raises(ConvscopeError, match="NaN"):
         Projector(method="pca").fit(x)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"seed": -1}, "seed must be from 0"), ({"min_dist": -1}, "min_dist must be from 0 to 1")],
+)
+def test_bad_parameters_are_refused_up_front(options, message) -> None:
+    with pytest.raises(ConvscopeError, match=message):
+        ProjectionParams(**options)

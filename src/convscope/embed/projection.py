@@ -53,6 +53,10 @@ class ProjectionParams:
             raise ConvscopeError("n_neighbors must be at least 2")
         if self.perplexity <= 0:
             raise ConvscopeError("perplexity must be positive")
+        if not 0 <= self.min_dist <= 1:
+            raise ConvscopeError(f"min_dist must be from 0 to 1, got {self.min_dist:g}")
+        if not 0 <= self.seed < 2**32:
+            raise ConvscopeError(f"the seed must be from 0 to 2**32 - 1, got {self.seed}")
 
     def relevant(self) -> dict[str, Any]:
         """The parameters that change this method's result."""

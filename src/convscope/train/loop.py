@@ -63,6 +63,10 @@ class TrainConfig:
             )
         if self.patience is not None and self.patience < 1:
             raise ConvscopeError("patience must be at least 1 epoch")
+        if self.weight_decay < 0:
+            raise ConvscopeError(f"weight decay must be 0 or more, got {self.weight_decay:g}")
+        if not 0 <= self.seed < 2**32:
+            raise ConvscopeError(f"the seed must be from 0 to 2**32 - 1, got {self.seed}")
 
 
 @dataclass(frozen=True)

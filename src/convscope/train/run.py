@@ -151,16 +151,14 @@ def _probe_for(trainer: Trainer, settings: RunSettings, train: ArrayDataset) -> 
     )
 
 
-def _execute(
-    store: Any,
-    run_id: str,
+def _build_trainer(
     model: LoadedModel,
     settings: RunSettings,
     state: TrainerState | None,
     progress: ProgressFn | None,
-    callbacks: Sequence[Any],
-    dist: DistInfo | None = None,
-) -> RunOutcome:
+    dist: DistInfo | None,
+) -> tuple[Trainer, ArrayDataset]:
+    """Load the data and build the trainer: every check on the settings happens here."""
     train, test = prepare_data(settings)
     _check_classes(model, train)
     model.class_names, model.dataset = train.class_names, settings.data
@@ -177,8 +175,19 @@ def _execute(
     )
     if state is not None:
         trainer.restore(state)
-    if store is None:  # a non-zero rank under torchrun: train only
-        return RunOutcome(run_id, trainer.run(), model)
+    return trainer, train
+
+
+def _execute(
+    store: Any,
+    run_id: str,
+    model: LoadedModel,
+    settings: RunSettings,
+    built: tuple[Trainer, ArrayDataset],
+    callbacks: Sequence[Any],
+) -> RunOutcome:
+    trainer, train = built
+    store.set_status(run_id, "running")
     probe = _probe_for(trainer, settings, train)
     if not store.artifacts(run_id, kind="probe"):
         store.add_run_array(run_id, "probe", "indices", probe.indices)
@@ -206,18 +215,20 @@ def train_run(
 ) -> RunOutcome:
     """Create a run in ``store`` and train it, recording every epoch from epoch 0.
 
-    Under torchrun, ranks other than 0 pass ``store=None``: they only train.
+    Every check on the settings and data happens before the run is created, so a
+    mistake leaves no run behind. Under torchrun, ranks other than 0 pass
+    ``store=None``: they only train.
     """
     model = load_model(settings.model, seed=settings.config.seed)
-    resolve_layers(model.module, settings.record)
-    if store is None:
-        return _execute(None, "", model, settings, None, progress, callbacks, dist)
+    built = _build_trainer(model, settings, None, progress, dist)
+    if store is None:  # a non-zero rank under torchrun: train only
+        return RunOutcome("", built[0].run(), model)
     config = settings.to_dict() | {"build": model.build, "host": socket.gethostname()}
     name = settings.name or f"{model.name}-{settings.data}"
     run = store.create_run(
         name=name, model=model.name, dataset=settings.data, config=config, study=settings.study
     )
-    return _execute(store, run.id, model, settings, None, progress, callbacks, dist)
+    return _execute(store, run.id, model, settings, built, callbacks)
 
 
 def resume_run(ref: str, *, store: Any, progress: ProgressFn | None = None) -> RunOutcome:
@@ -236,15 +247,16 @@ def resume_run(ref: str, *, store: Any, progress: ProgressFn | None = None) -> R
         {k: v for k, v in run.config.items() if k in RunSettings.__dataclass_fields__}
     )
     latest = store.latest_checkpoint(run.id)
-    store.set_status(run.id, "running")
     store.check(fix_orphans=True, verify_checksums=False)  # what a killed commit left behind
     if latest is None:  # killed before epoch 0 was committed: start again
         model = load_model(settings.model, seed=settings.config.seed)
-        return _execute(store, run.id, model, settings, None, progress, ())
+        built = _build_trainer(model, settings, None, progress, None)
+        return _execute(store, run.id, model, settings, built, ())
     _, path = latest
     model = load_checkpoint(path)
     state = TrainerState.from_dict(read_torch_file(path)["extra"]["trainer_state"])
-    return _execute(store, run.id, model, settings, state, progress, ())
+    built = _build_trainer(model, settings, state, progress, None)
+    return _execute(store, run.id, model, settings, built, ())
 
 
 def probe_images(store: RunStore, record: RunRecord) -> np.ndarray | None:
