@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -29,9 +30,20 @@ def add_store_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(data: Any) -> None:
-    """One JSON document on stdout, nothing else."""
-    json.dump(data, sys.stdout, indent=2, default=str)
+    """One strict JSON document on stdout, nothing else (NaN and infinity become null)."""
+    json.dump(_finite(data), sys.stdout, indent=2, default=str, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def _finite(data: Any) -> Any:
+    """``data`` with every non-finite float replaced by None (strict JSON has no NaN)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(value) for value in data]
+    return data
 
 
 def print_records(
