@@ -40,3 +40,15 @@ def test_atomic_write_onto_a_folder_is_a_user_error_and_leaves_nothing(tmp_path:
     ):
         handle.write(b"data")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no temporary file left
+
+
+def test_folders_are_checked_and_made_with_one_line_errors(tmp_path: Path) -> None:
+    from convscope.files import check_folder, ensure_folder
+
+    assert ensure_folder(tmp_path / "a" / "b").is_dir()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConvscopeError, match="is a file, not a folder"):
+        check_folder(tmp_path / "f")
+    with pytest.raises(ConvscopeError, match=f"{tmp_path / 'f'} is a file"):
+        ensure_folder(tmp_path / "f" / "sub")
+    assert not (tmp_path / "f" / "sub").exists()

@@ -40,6 +40,29 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+def check_folder(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path if it is, or can be made, a writable folder; else a ConvscopeError."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ConvscopeError(f"{folder} is a file, not a folder; give a folder")
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise ConvscopeError(f"cannot make folder {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConvscopeError(f"cannot make folder {folder}: {existing} is not writable")
+    return folder
+
+
+def ensure_folder(path: str | os.PathLike[str]) -> Path:
+    """Make the folder ``path`` (and its parents); a failure is a one-line ConvscopeError."""
+    folder = check_folder(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConvscopeError(f"cannot make folder {folder}: {exc.strerror or exc}") from exc
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Yield a binary file whose content replaces ``path`` only if the block succeeds.

@@ -65,3 +65,18 @@ def test_features_npy_writes_no_layer_when_one_file_cannot_be_written(
     )
     assert_user_error(result, "conv2d_1.npy", "it is a folder")
     assert sorted(p.name for p in arrays.iterdir()) == ["conv2d_1.npy"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "lenet5", "--data", "mnist", "--store", "{file}/runs"],
+        ["study", "--models", "lenet5", "--data", "mnist", "--store", "{ok}/s", "--out", "{file}"],
+    ],
+    ids=["train-store", "study-out"],
+)
+def test_a_folder_under_a_file_is_refused_before_training(capsys, tmp_path: Path, argv) -> None:
+    (tmp_path / "file").write_text("x")
+    places = {"file": str(tmp_path / "file"), "ok": str(tmp_path)}
+    assert_user_error(run(capsys, *(a.format(**places) for a in argv)), "is a file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # no store was made

@@ -9,6 +9,7 @@ from convscope.cli.app import add_command
 from convscope.cli.output import console, print_json
 from convscope.cli.train_cmds import add_training_arguments, config_from, epoch_progress
 from convscope.errors import ConvscopeError
+from convscope.files import check_folder
 from convscope.train.study import STUDY_MODELS
 
 
@@ -79,7 +80,7 @@ def run_study_command(args: argparse.Namespace) -> int:
         validation=args.validation,
         seeds=args.seeds,
     )
-    out_dir = args.out or Path("convscope-studies") / args.name
+    out_dir = check_folder(args.out or Path("convscope-studies") / args.name)
     out = console()
 
     def progress_for(model: str):

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from convscope.files import atomic_write
+from convscope.files import atomic_write, ensure_folder
 from convscope.render.confusion import plot_confusion_grid, plot_confusion_matrix
 from convscope.render.curves import plot_training_curves, run_labels
 from convscope.render.figures import data_uri, save_figure
@@ -329,7 +329,7 @@ def _write_figures(study: StudyResult, out_dir: Path) -> dict[str, Path]:
 def write_study_folder(study: StudyResult, out_dir: Path) -> dict[str, Path]:
     """Write the study's pictures, tables and ``index.html`` into ``out_dir``; name → path."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out_dir)
     written = _write_figures(study, out_dir)
     rows = results_rows(study)
     written["results.csv"] = _write_text(out_dir / "results.csv", _csv_text(rows))

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from convscope.files import ensure_folder
 from convscope.store import files
 from convscope.store.errors import StoreError
 
@@ -73,7 +74,7 @@ def export_run(store: RunStore, ref: str, to_dir: Path) -> Path:
     record = store.run(ref)
     target = to_dir / record.id
     _check_target(target)
-    to_dir.mkdir(parents=True, exist_ok=True)
+    ensure_folder(to_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{record.id}.", suffix=".part", dir=to_dir))
     try:
         entries = []

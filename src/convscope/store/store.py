@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from convscope.errors import LayerError
+from convscope.errors import ConvscopeError, LayerError
+from convscope.files import ensure_folder
 from convscope.naming import close_matches
 from convscope.store import files, validate
 from convscope.store.errors import StoreError
@@ -63,7 +64,10 @@ def open_store(
             )
         if root.exists() and not root.is_dir():
             raise StoreError(f"{root} is a file, not a run store directory; pass another --store")
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            ensure_folder(root)
+        except ConvscopeError as exc:
+            raise StoreError(f"{exc}; pass another --store") from None
     conn = connect(db_path)
     try:
         migrate(conn, str(db_path))

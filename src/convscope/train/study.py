@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from convscope.errors import ConvscopeError
+from convscope.files import check_folder
 from convscope.store.store import DEFAULT_STORE_DIR
 from convscope.train.loop import TrainConfig
 from convscope.train.results import RunResult, StudyResult
@@ -83,7 +84,9 @@ def run_study(
     from convscope.models.loading import load_model
     from convscope.probe.activations import resolve_layers
 
-    for model in settings.models:  # fail on a bad name or layer before hours of training
+    if out_dir is not None:  # fail on a bad folder, name or layer before hours of training
+        check_folder(out_dir)
+    for model in settings.models:
         resolve_layers(load_model(model).module, settings.record)
     run_ids = []
     for offset in range(settings.seeds):
