@@ -133,9 +133,13 @@ def test_untraceable_model_falls_back_to_the_module_tree() -> None:
     json.dumps(graph.to_dict())  # JSON-ready
 
 
-def test_model_that_does_not_run_is_a_model_error() -> None:
+def test_model_that_does_not_run_is_a_model_error(capfd) -> None:
     with pytest.raises(ModelError, match="does not run through"):
         model_graph(nn.Linear(5, 3), (1, 8, 8))
+    conv = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+    with pytest.raises(ModelError, match="expected input.*to have 1 channels"):
+        model_graph(conv, (3, 28, 28))
+    assert capfd.readouterr().err == ""  # no traceback printed on the way
 
 
 def test_to_dict_lists_nodes_and_edges() -> None:

@@ -11,6 +11,8 @@ at most ``max_nodes`` nodes, so ResNet-50 shows its 16 bottleneck blocks, not 17
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -280,7 +282,8 @@ def _traced_graph(
     else:
         graph = _tracer(depth).trace(module)
     graph_module = fx.GraphModule(module, graph)
-    with torch.no_grad():
+    # ShapeProp prints a traceback of its own before it re-raises; the caller reports the error.
+    with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
         ShapeProp(graph_module).propagate(example)
     modules = dict(module.named_modules())
     seen_modules: set[int] = set()
