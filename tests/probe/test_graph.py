@@ -137,7 +137,7 @@ def test_model_that_does_not_run_is_a_model_error(capfd) -> None:
     with pytest.raises(ModelError, match="does not run through"):
         model_graph(nn.Linear(5, 3), (1, 8, 8))
     conv = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
-    with pytest.raises(ModelError, match="expected input.*to have 1 channels"):
+    with pytest.raises(ModelError, match=r"expected input.*to have 1 channels"):
         model_graph(conv, (3, 28, 28))
     assert capfd.readouterr().err == ""  # no traceback printed on the way
 

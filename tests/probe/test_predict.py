@@ -55,3 +55,32 @@ def test_predict_leaves_the_training_flag_alone() -> None:
     module.train()
     predict(_model(module), torch.ones(1, 1, 1, 3), ["x"])
     assert module.training
+
+
+def test_a_spec_is_predicted_with_its_names_and_labels() -> None:
+    from convscope.data.spec import resolve_images, to_batch
+    from convscope.models.loading import load_model
+
+    model = load_model("lenet5", seed=0)
+    by_spec = predict(model, "mnist:test:0-3")
+    images = resolve_images("mnist:test:0-3", input_spec=model.input_spec)
+    by_tensor = predict(model, to_batch(images, model.input_spec))
+    assert [p.input for p in by_spec.predictions] == [i.name for i in images]
+    assert [p.label for p in by_spec.predictions] == [i.label_name for i in images]
+    assert [p.probs for p in by_spec.predictions] == [p.probs for p in by_tensor.predictions]
+    assert [p.input for p in by_tensor.predictions] == ["0", "1", "2"]
+
+
+def test_mistakes_are_user_errors() -> None:
+    import pytest
+
+    from convscope.errors import ConvscopeError
+
+    model = _model(_identity_logits())
+    x = torch.ones(2, 1, 1, 3)
+    with pytest.raises(ConvscopeError, match="top_k must be at least 1"):
+        predict(model, x, top_k=0)
+    with pytest.raises(ConvscopeError, match=r"one name .* per image: 2 images"):
+        predict(model, x, ["only one"])
+    with pytest.raises(ConvscopeError, match="takes N x 1 x 1 x 3 inputs, got 2 x 3 x 1 x 3"):
+        predict(model, torch.ones(2, 3, 1, 3))

@@ -8,6 +8,7 @@ from the previous epoch's aligned layout; snapshots are read one epoch at a time
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from convscope.errors import LayerError
 from convscope.naming import close_matches
 from convscope.probe.base import FigureResult
 from convscope.store.records import ArtifactRecord
-from convscope.store.store import RunStore
+from convscope.store.store import RunStore, open_store
 
 EMBEDDING_KIND = "embedding"
 SCORES_KIND = "separation"
@@ -79,7 +80,7 @@ class RunEmbedding(FigureResult):
 
 
 def embed_run(
-    store: RunStore,
+    store: RunStore | str | os.PathLike[str],
     ref: str,
     layer: str,
     params: ProjectionParams | None = None,
@@ -89,9 +90,13 @@ def embed_run(
 ) -> RunEmbedding:
     """Aligned maps (and scores) of ``layer`` for every recorded epoch of run ``ref``.
 
-    Cached epochs are read back; the rest are computed in order and stored.
-    ``progress(done, total)`` is called after each epoch.
+    ``store`` is an open :class:`RunStore` or the path of one. Cached epochs are read
+    back; the rest are computed in order and stored. ``progress(done, total)`` is
+    called after each epoch.
     """
+    if not isinstance(store, RunStore):
+        with open_store(store, create=False) as opened:
+            return embed_run(opened, ref, layer, params, with_scores=with_scores, progress=progress)
     params = params or ProjectionParams()
     run = store.run(ref)
     snapshots = _snapshot_records(store, run.id, layer)

@@ -305,9 +305,15 @@ def layer_kind(layer: nn.Module) -> str | None:
     return None
 
 
-def _check_at(at: tuple[int, int], shape: torch.Size, layer: str) -> tuple[int, int]:
+def _check_at(at: Any, shape: torch.Size, layer: str) -> tuple[int, int]:
     _, height, width = shape
-    row, col = (int(v) for v in at)
+    parts = at.split(",") if isinstance(at, str) else at
+    try:
+        row, col = (int(v) for v in parts)
+    except (TypeError, ValueError):
+        raise ConvscopeError(
+            f"the position must be two integers (row, column) such as (3, 7), got {at!r}"
+        ) from None
     if not (0 <= row < height and 0 <= col < width):
         raise ConvscopeError(
             f"position ({row}, {col}) is outside {layer}'s {height}x{width} output; "

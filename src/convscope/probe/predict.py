@@ -74,13 +74,40 @@ def probabilities(model: LoadedModel, batch: torch.Tensor) -> torch.Tensor:
 
 def predict(
     model: LoadedModel,
-    batch: torch.Tensor,
-    names: list[str],
+    batch: str | torch.Tensor,
+    names: list[str] | None = None,
     *,
     top_k: int = 3,
     labels: list[str | None] | None = None,
 ) -> Predictions:
-    """Predict ``batch`` (N x C x H x W, already preprocessed); ``names`` label each input."""
+    """Predict the images a SPEC names (``"mnist:test:0-8"``, a file, a folder), or ``batch``.
+
+    A tensor ``batch`` is N x C x H x W, already preprocessed; ``names`` label its rows
+    (default ``0..N-1``). A SPEC brings its own names and, for dataset samples, labels.
+    """
+    if top_k < 1:
+        raise ConvscopeError(f"top_k must be at least 1, got {top_k}")
+    if isinstance(batch, str):
+        from convscope.data.spec import resolve_images, to_batch
+
+        images = resolve_images(batch, input_spec=model.input_spec)
+        batch = to_batch(images, model.input_spec)
+        names = names or [image.name for image in images]
+        labels = labels or [image.label_name for image in images]
+    if not isinstance(batch, torch.Tensor) or batch.dim() != 4:
+        raise ConvscopeError(
+            "predict takes an image SPEC or an N x C x H x W tensor, "
+            f"got {type(batch).__name__}{tuple(batch.shape) if hasattr(batch, 'shape') else ''}"
+        )
+    if batch.shape[1] != model.input_spec.channels:
+        expected = " x ".join(map(str, model.input_spec.shape))
+        raise ConvscopeError(
+            f"{model.name} takes N x {expected} inputs, got {' x '.join(map(str, batch.shape))}; "
+            "pass an image SPEC to have it converted"
+        )
+    names = names if names is not None else [str(i) for i in range(len(batch))]
+    if len(names) != len(batch) or (labels is not None and len(labels) != len(batch)):
+        raise ConvscopeError(f"give one name (and label) per image: {len(batch)} images")
     probs = probabilities(model, batch)
     classes = model.class_names or tuple(str(i) for i in range(probs.shape[1]))
     k = min(top_k, probs.shape[1])
