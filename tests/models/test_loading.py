@@ -142,3 +142,22 @@ def test_timm_models_or_a_helpful_install_hint() -> None:
     else:
         model = load_model("timm:resnet18")
         assert model.input_spec.shape == (3, 224, 224)
+
+
+def test_a_py_file_without_its_function_and_a_folder_say_what_to_give(tmp_path: Path) -> None:
+    source = tmp_path / "net.py"
+    source.write_text("def build():\n    return None\n")
+    with pytest.raises(ModelError, match=r"FILE\.py:FUNCTION \(e\.g\. .*net\.py:build\)"):
+        load_model(str(source))
+    with pytest.raises(ModelError, match="is a folder; give a model file"):
+        load_model(str(tmp_path))
+
+
+def test_summary_arguments_are_checked() -> None:
+    from convscope.errors import ConvscopeError
+    from convscope.probe.summary import summarize
+
+    with pytest.raises(ConvscopeError, match="depth must be at least 1"):
+        summarize(load_model("lenet5"), depth=0)
+    with pytest.raises(ConvscopeError, match="needs input_shape"):
+        summarize(torch.nn.Conv2d(1, 2, 3))

@@ -81,6 +81,13 @@ def _resolve(spec: str, *, input_shape: tuple[int, int, int] | None) -> LoadedMo
             recipe["input_shape"] = list(input_shape)
         return build_from_recipe(recipe)
     path = Path(spec)
+    if path.suffix.lower() == ".py":
+        raise ModelError(
+            f"{spec}: name the function that builds the model, as FILE.py:FUNCTION "
+            f"(e.g. {spec}:build)"
+        )
+    if path.is_dir():
+        raise ModelError(f"{spec} is a folder; give a model file, a zoo name or FILE.py:FUNCTION")
     if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
         from convscope.models.keras import load_keras
 

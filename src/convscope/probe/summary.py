@@ -14,7 +14,7 @@ import torch
 import torchinfo
 from torch import nn
 
-from convscope.errors import ModelError
+from convscope.errors import ConvscopeError, ModelError
 from convscope.models.loaded import LoadedModel
 
 
@@ -82,13 +82,18 @@ def summarize(
     depth: int = 4,
 ) -> ModelSummary:
     """Summarise ``model`` on one input of ``input_shape`` (C, H, W; default: its input spec)."""
+    if depth < 1:
+        raise ConvscopeError(f"depth must be at least 1, got {depth}")
     if isinstance(model, LoadedModel):
         module, input_shape = model.module, input_shape or model.input_spec.shape
         name = name or model.name
     else:
         module = model
         if input_shape is None:
-            raise ValueError("input_shape is needed for a bare nn.Module")
+            raise ConvscopeError(
+                "a bare nn.Module needs input_shape=(C, H, W); or load it with "
+                "convscope.load_model to use its input spec"
+            )
     names = {id(m): n for n, m in module.named_modules()}
     try:
         stats = torchinfo.summary(
