@@ -189,3 +189,26 @@ def test_a_refused_train_leaves_no_run_behind(capsys, tmp_path: Path, extra, fra
     assert_user_error(run(capsys, *argv), fragment)
     if store.exists():
         assert run(capsys, "runs", "list", "--store", str(store), "--json")[1].strip() == "[]"
+
+
+def test_a_diverged_run_warns_and_prints_strict_json(capsys, tmp_path: Path) -> None:
+    status, out, err = run(
+        capsys,
+        "train",
+        "lenet5",
+        "--data",
+        "mnist",
+        "--subset",
+        "500",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e8",
+        "--optimizer",
+        "sgd",
+        "--store",
+        str(tmp_path / "runs"),
+        "--json",
+    )
+    assert status == 0 and "the run diverged; train again with a lower --lr" in err
+    assert json.loads(out)["metrics"][1]["train_loss"] is None  # NaN is not JSON

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -195,7 +197,20 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace, run_id: str, model: str, result: TrainResult) -> None:
-    """Print a finished run's numbers (JSON or text)."""
+    """Print a finished run's numbers (JSON or text); a diverged run gets a warning on stderr."""
+    diverged = next(
+        (
+            e.epoch
+            for e in result.epochs
+            if e.train_loss is not None and not math.isfinite(e.train_loss)
+        ),
+        None,
+    )
+    if diverged is not None:
+        sys.stderr.write(
+            f"convscope: warning: the training loss became NaN or infinite in epoch {diverged}: "
+            "the run diverged; train again with a lower --lr\n"
+        )
     if args.json:
         print_json(
             {
