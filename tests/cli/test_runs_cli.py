@@ -139,3 +139,9 @@ def test_delete_needs_an_exact_reference(capsys, store_dir: Path) -> None:
     assert status == 0 and "deleted run" in out
     status, out, _ = run(capsys, "runs", "list", *store, "--json")
     assert json.loads(out) == []
+
+
+def test_a_store_that_is_a_file_is_named_as_such(capsys, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    result = run(capsys, "runs", "list", "--store", str(tmp_path / "afile"))
+    assert_user_error(result, "is a file, not a run store directory")

