@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -148,3 +149,9 @@ def test_to_dict_lists_nodes_and_edges() -> None:
     assert data["traced"] is True and data["total_params"] == 44_426
     assert {"id", "name", "type", "output_shape", "params", "op"} <= set(data["nodes"][1])
     assert len(data["edges"]) == len(data["nodes"]) - 1  # a chain
+
+
+def test_save_writes_svg_and_dot_directly(tmp_path) -> None:
+    graph = model_graph(load_model("lenet5", seed=0))
+    assert "<svg" in Path(graph.save(str(tmp_path / "m.svg"))).read_text()[:300]
+    assert Path(graph.save(str(tmp_path / "m.dot"))).read_text().startswith("digraph")

@@ -373,6 +373,10 @@ def test_kernels_over_epochs_from_a_run_store(tmp_path: Path) -> None:
     np.testing.assert_allclose(grid.tile(2, 4), (weights[2][4, 0] - lo) / (hi - lo), atol=1e-6)
     frames = history.frames("layer")
     assert len(frames) == 3 and all(f.scale == grid.scale for f in frames)
+    from PIL import Image
+
+    with Image.open(history.save(str(tmp_path / "k.gif"))) as gif:
+        assert gif.n_frames == 3  # one frame per epoch
     some = kernels_over_epochs(tmp_path / "runs", run_id, "conv2d_1", epochs=[0, 2])
     np.testing.assert_array_equal(some.weights[1], weights[2])
     with pytest.raises(ConvscopeError, match="no kernels of epoch 5; recorded epochs: 0, 1, 2"):

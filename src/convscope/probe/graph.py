@@ -117,15 +117,17 @@ class ModelGraph(FigureResult):
         return diagram_dot(self)
 
     def save(self, path: str, **options: Any) -> str:
-        """Write the diagram to ``path``: SVG directly, PNG/PDF through matplotlib."""
+        """Write the diagram to ``path``: SVG or DOT (.dot/.gv) directly, PNG/PDF via matplotlib."""
         from pathlib import Path
 
-        if Path(path).suffix.lower() != ".svg":
+        suffix = Path(path).suffix.lower()
+        if suffix not in (".svg", ".dot", ".gv"):
             return super().save(path, **options)
         from convscope.files import atomic_write_bytes, check_writable
 
         check_writable(path)
-        atomic_write_bytes(path, self.to_svg(**options).encode())
+        text = self.to_svg(**options) if suffix == ".svg" else self.to_dot()
+        atomic_write_bytes(path, text.encode())
         return str(path)
 
     def _repr_svg_(self) -> str:

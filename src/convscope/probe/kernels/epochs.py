@@ -148,6 +148,17 @@ class KernelEpochs(FigureResult):
         """The kernels-over-epochs grid (options as for :meth:`grid`)."""
         return self.grid(**options).figure()
 
+    def save(self, path: str, **options: Any) -> str:
+        """The grid as .png/.svg/.pdf, or a .gif with one frame per epoch (options of
+        :meth:`frames` for a GIF, of :meth:`grid` otherwise)."""
+        from pathlib import Path
+
+        if Path(path).suffix.lower() != ".gif":
+            return super().save(path, **options)
+        from convscope.render.kernels import save_kernel_animation
+
+        return str(save_kernel_animation(self.frames(**options), path))
+
     def health_figure(self) -> Figure:
         """Health numbers per epoch (see ``kernel_health_epochs_figure``)."""
         from convscope.render.kernels import kernel_health_epochs_figure
