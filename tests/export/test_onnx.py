@@ -224,3 +224,10 @@ def test_failure_reason_reads_the_exception_chain() -> None:
     outer = ValueError("wrapper")
     outer.__cause__ = inner
     assert failure_reason(outer) == "line one"
+
+
+def test_a_feature_extractor_names_its_output_features(tmp_path: Path) -> None:
+    stem = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
+    loaded = LoadedModel(module=stem.eval(), name="stem", input_spec=InputSpec(1, 8, 8))
+    result = export_onnx(loaded, tmp_path / "stem.onnx")
+    assert result.output_name == "features" and result.check is not None and result.check.ok

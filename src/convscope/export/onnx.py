@@ -142,7 +142,7 @@ def export_onnx(
             f"--opset must be from 7 to {newest} (onnx {onnx.__version__}), got {opset}"
         )
     path = _target(path)
-    output_name = "probabilities" if loaded.outputs_probabilities else "logits"
+    output_name = _output_name(loaded)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -353,6 +353,21 @@ def _target(path: str | os.PathLike[str]) -> Path:
     if path.suffix.lower() != ".onnx":
         raise ConvscopeError(f"cannot write {path}: an ONNX file name must end in .onnx")
     return check_writable(path)
+
+
+def _output_name(loaded: LoadedModel) -> str:
+    """``probabilities``, ``logits`` (one row of class scores per image) or ``features``."""
+    if loaded.outputs_probabilities:
+        return "probabilities"
+    module, was_training = loaded.module, loaded.module.training
+    try:
+        with torch.no_grad():
+            out = module.eval()(_dummy(loaded.input_spec))
+    except Exception:  # the exporter reports a model that does not run, in one line
+        return "logits"
+    finally:
+        module.train(was_training)
+    return "logits" if isinstance(out, torch.Tensor) and out.dim() == 2 else "features"
 
 
 def _dummy(spec: InputSpec) -> torch.Tensor:
