@@ -59,7 +59,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "export-model",
         "Export a model as an ONNX file that carries its input spec and class names.\n\n"
         "The batch axis is dynamic; the input is called 'input', the output 'logits'\n"
-        "('probabilities' for models ending in a softmax). The file's metadata\n"
+        "('probabilities' for models ending in a softmax, 'features' for a model that\n"
+        "is not a classifier). The file's metadata\n"
         "(convscope.input_spec, convscope.class_names) says how to preprocess. By default\n"
         "the file is run with onnxruntime on a few test images and compared with PyTorch;\n"
         "it is written only when they agree (--no-check skips this).",
