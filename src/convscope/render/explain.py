@@ -377,34 +377,24 @@ def _conv_figure(result: Explanation, max_channels: int) -> Figure:
         assert term.kernel is not None and term.products is not None
         axes = sub.subplots(1, 3)
         assert result.input_maps is not None
-        _number_grid(
-            axes[0],
-            term.patch,
-            norm=_range_norm(result.input_maps[term.channel]),
-            cmap=PATCH_CMAP,
-            padded=term.padded,
-            title=f"input channel {term.channel}: patch",
-            width=panel * 0.9,
-            font=font,
-        )
-        _number_grid(
-            axes[1],
-            term.kernel,
-            norm=_signed_norm(term.kernel),
-            cmap=SIGNED_CMAP,
-            title="× kernel",
-            width=panel * 0.9,
-            font=font,
-        )
-        _number_grid(
-            axes[2],
-            term.products,
-            norm=_signed_norm(term.products),
-            cmap=SIGNED_CMAP,
-            title=f"= products, sum {number(term.sum, 4)}",
-            width=panel * 0.9,
-            font=font,
-        )
+        grids = (
+            (term.patch, _range_norm(result.input_maps[term.channel]), PATCH_CMAP, term.padded,
+             f"input channel {term.channel}: patch"),
+            (term.kernel, _signed_norm(term.kernel), SIGNED_CMAP, None, "× kernel"),
+            (term.products, _signed_norm(term.products), SIGNED_CMAP, None,
+             f"= products, sum {number(term.sum, 4)}"),
+        )  # fmt: skip
+        for ax, (values, norm, cmap, padded, title) in zip(axes, grids, strict=True):
+            _number_grid(
+                ax,
+                values,
+                norm=norm,
+                cmap=cmap,
+                padded=padded,
+                title=title,
+                width=panel * 0.9,
+                font=font,
+            )
     if len(result.terms) * kh * kw <= MAX_EXPANDED_TERMS:
         sums = " + ".join(_expanded(term) for term in result.terms)
         fig.supxlabel(f"{sums} = {number(result.total, 6)}", fontsize=10, family="monospace")

@@ -156,24 +156,32 @@ def _check_size(layer: LayerSpec, out_hw: tuple[int | None, ...]) -> None:
         raise ModelError(f"layer {layer.name!r} ({layer.class_name}): its input is too small")
 
 
-@builds("Conv2D")
-def _conv2d(layer: LayerSpec, shapes: list[Shape]) -> tuple[nn.Module, Shape]:
-    shape = _one(layer, shapes, rank=3)
-    c = _conv_common(layer, shape)
-    filters = int(layer.config["filters"])
-    module = keras_conv(
-        _known(shape[2], layer, "number of input channels"),
-        filters,
+def _spatial_conv(
+    layer: LayerSpec, c: dict[str, Any], channels: int, out: int, groups: int
+) -> nn.Module:
+    """The Keras convolution ``layer`` (``c`` from :func:`_conv_common`) as one module."""
+    return keras_conv(
+        channels,
+        out,
         c["kernel"],
         stride=c["stride"],
         dilation=c["dilation"],
-        groups=int(layer.config.get("groups", 1) or 1),
+        groups=groups,
         bias=bool(layer.config.get("use_bias", True)),
         padding=c["padding"],
         input_size=c["size"],
         activation=activation_name(layer.config.get("activation"), layer.name),
     )
-    return module, (*c["out_hw"], filters)
+
+
+@builds("Conv2D")
+def _conv2d(layer: LayerSpec, shapes: list[Shape]) -> tuple[nn.Module, Shape]:
+    shape = _one(layer, shapes, rank=3)
+    c = _conv_common(layer, shape)
+    channels = _known(shape[2], layer, "number of input channels")
+    filters = int(layer.config["filters"])
+    groups = int(layer.config.get("groups", 1) or 1)
+    return _spatial_conv(layer, c, channels, filters, groups), (*c["out_hw"], filters)
 
 
 @builds("DepthwiseConv2D")
@@ -182,19 +190,7 @@ def _depthwise(layer: LayerSpec, shapes: list[Shape]) -> tuple[nn.Module, Shape]
     c = _conv_common(layer, shape)
     channels = _known(shape[2], layer, "number of input channels")
     out = channels * int(layer.config.get("depth_multiplier", 1))
-    module = keras_conv(
-        channels,
-        out,
-        c["kernel"],
-        stride=c["stride"],
-        dilation=c["dilation"],
-        groups=channels,
-        bias=bool(layer.config.get("use_bias", True)),
-        padding=c["padding"],
-        input_size=c["size"],
-        activation=activation_name(layer.config.get("activation"), layer.name),
-    )
-    return module, (*c["out_hw"], out)
+    return _spatial_conv(layer, c, channels, out, channels), (*c["out_hw"], out)
 
 
 @builds("SeparableConv2D")
