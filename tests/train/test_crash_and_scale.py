@@ -116,7 +116,8 @@ def test_two_process_ddp_records_like_a_single_process(tmp_path: Path) -> None:
         check=False,
     )
     assert single.returncode == 0, single.stderr
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # faulthandler: a rank that aborts in C++ shows its Python stack in the assertion below
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     ddp = subprocess.run(
         [
             str(BIN / "torchrun"),

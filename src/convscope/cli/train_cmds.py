@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -184,16 +186,31 @@ def run_train(args: argparse.Namespace) -> int:
         with process_group_from_environment() as dist:
             if not dist.is_main:  # torchrun: rank 0 records and writes the store
                 train_run(settings, store=None, dist=dist)
-                return 0
-            with (
-                open_store(args.store) as store,
-                epoch_progress(not args.json, args.epochs) as progress,
-            ):
-                outcome = train_run(settings, store=store, progress=progress, dist=dist)
+            else:
+                with (
+                    open_store(args.store) as store,
+                    epoch_progress(not args.json, args.epochs) as progress,
+                ):
+                    outcome = train_run(settings, store=store, progress=progress, dist=dist)
+        if not dist.is_main:
+            _end_worker_rank()
     if args.save:
         save_checkpoint(outcome.model, args.save, extra={"train": outcome.result.to_dict()})
     report(args, outcome.run_id, outcome.model.name, outcome.result)
     return 0
+
+
+def _end_worker_rank() -> NoReturn:
+    """End a torchrun worker rank (not 0) once its process group is destroyed.
+
+    In CI a worker rank sometimes aborted while the interpreter shut down ("terminate
+    called without an active exception", SIGABRT from a C++ thread torch leaves behind),
+    which made torchrun kill rank 0 and fail the run. The worker has nothing left to
+    write, so it skips interpreter shutdown.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def report(args: argparse.Namespace, run_id: str, model: str, result: TrainResult) -> None:
