@@ -23,6 +23,12 @@ CONTRACT_KEYS = {
     "total_params",
     "trainable_params",
     "non_trainable_params",
+    "weights",
+    "mult_adds",
+    "input_bytes",
+    "forward_backward_bytes",
+    "params_bytes",
+    "estimated_total_bytes",
 }
 LAYER_KEYS = {"name", "type", "depth", "output_shape", "params", "trainable_params"}
 
@@ -39,6 +45,30 @@ def test_summary_json_of_every_zoo_model(name: str) -> None:
     top = [row for row in data["layers"] if row["depth"] == 1]
     assert sum(row["params"] for row in top) == total
     assert data["layers"][-1]["output_shape"] == [1, 10]
+
+
+def test_mult_adds_and_memory_are_torchinfos_for_a_hand_computed_model() -> None:
+    # conv 1->2 of 3x3 on 5x5: 3x3 outputs, each 9 products + a bias per channel:
+    # (18 + 2) * 9 = 180; linear 18->4: 72 + 4 = 76. torchinfo counts biases too.
+    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(18, 4))
+    summary = summarize(module, (1, 5, 5))
+    assert summary.mult_adds == 180 + 76
+    assert summary.params_bytes == 96 * 4  # 96 float32 parameters
+    assert summary.estimated_total_bytes == (
+        summary.input_bytes + summary.forward_backward_bytes + summary.params_bytes
+    )
+    assert summary.forward_backward_bytes >= (18 + 18 + 4) * 4  # every output, float32
+    assert summary.model_weights == ""  # a bare module: nothing known about its weights
+    text = str(summary)
+    assert "Total mult-adds (M): 0.00" in text and "Params size (MB): 0.00" in text
+
+
+def test_summary_of_an_untrained_model_says_so() -> None:
+    summary = summarize(load_model("lenet5"))
+    assert summary.model_weights == "random init (seed 0)"
+    assert "untrained" in str(summary).splitlines()[0]
+    assert "Untrained weights (random init (seed 0))" in str(summary)
+    assert summary.mult_adds > 280_000  # conv1 alone: (150 + 6) * 24 * 24 = 89,856
 
 
 def test_batchnorm_statistics_are_non_trainable_rows() -> None:

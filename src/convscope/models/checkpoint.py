@@ -39,6 +39,7 @@ def save_checkpoint(model: LoadedModel, path: str | Path, *, extra: dict[str, An
         "class_names": list(model.class_names) if model.class_names else None,
         "outputs_probabilities": model.outputs_probabilities,
         "dataset": model.dataset,
+        "weights": model.weights,
         "convscope_version": __version__,
         "torch_version": str(torch.__version__),
         "extra": extra or {},
@@ -96,4 +97,5 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     model.outputs_probabilities = bool(payload.get("outputs_probabilities", False))
     model.dataset = payload.get("dataset")
     model.name = payload.get("name", model.name)
+    model.weights = str(payload.get("weights") or f"checkpoint {Path(path).name}")
     return model

@@ -8,6 +8,12 @@ from typing import Any
 from torch import nn
 
 from convscope.data.preprocess import InputSpec
+from convscope.models.provenance import is_untrained
+
+
+def weights_of(model: object) -> str:
+    """The weights description of a :class:`LoadedModel`; ``""`` for a bare module."""
+    return getattr(model, "weights", "") if isinstance(model, LoadedModel) else ""
 
 
 @dataclass
@@ -15,7 +21,9 @@ class LoadedModel:
     """An ``nn.Module`` plus its input spec, class names and how to rebuild it.
 
     ``build`` is a JSON-ready recipe (``{"source": "zoo", "name": "lenet", "kwargs": {}}``)
-    that checkpoints store so a saved model needs nothing else to load.
+    that checkpoints store so a saved model needs nothing else to load. ``weights`` says
+    in words where the weights came from (``"random init (seed 0)"``, ``"file r50.pth"``,
+    ``"run 3fa2c1d0 epoch 5"``), so every output can say when a model is untrained.
     """
 
     module: nn.Module
@@ -25,11 +33,17 @@ class LoadedModel:
     outputs_probabilities: bool = False
     build: dict[str, Any] = field(default_factory=dict)
     dataset: str | None = None
+    weights: str = ""
+
+    @property
+    def untrained(self) -> bool:
+        """Whether the weights are a random initialisation (nothing was learned yet)."""
+        return is_untrained(self.weights)
 
     def __repr__(self) -> str:
         params = sum(p.numel() for p in self.module.parameters())
         return (
             f"LoadedModel(name={self.name!r}, params={params:,}, "
             f"input={self.input_spec.shape}, classes={len(self.class_names or ())}, "
-            f"source={self.build.get('source')!r})"
+            f"source={self.build.get('source')!r}, weights={self.weights!r})"
         )

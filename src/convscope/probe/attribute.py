@@ -127,6 +127,7 @@ class AttributionResult(FigureResult):
     maps: list[MethodMap]
     class_names: tuple[str, ...]
     label: str | None = None
+    model_weights: str = ""
 
     def map(self, method: str) -> MethodMap:
         """The map of ``method`` (``saliency``, ``gradcam``, ``ig`` or ``occlusion``)."""
@@ -143,6 +144,7 @@ class AttributionResult(FigureResult):
         """JSON-ready: the CLI contract's keys plus score kind, probability and label."""
         data: dict[str, Any] = {
             "model": self.model,
+            "weights": self.model_weights,
             "image": self.image,
             "target": self.target,
             "target_name": self.target_name,
@@ -332,6 +334,7 @@ def _attribute_one(
             maps.append(_occlusion(module, x, base, index, window, stride, baseline))
     return AttributionResult(
         model=model.name,
+        model_weights=model.weights,
         image=image.name,
         pixels=shown,
         target=index,

@@ -28,7 +28,7 @@ from torch import nn
 
 from convscope.errors import ConvscopeError, LayerError
 from convscope.models.layers import activate, same_padding
-from convscope.models.loaded import LoadedModel
+from convscope.models.loaded import LoadedModel, weights_of
 from convscope.probe.activations import resolve_layers
 from convscope.probe.base import FigureResult
 from convscope.probe.features import ImageLike, forward, model_parts, pick_call, prepare_input
@@ -152,6 +152,7 @@ class Explanation(FigureResult):
     output_map: np.ndarray | None = field(default=None, repr=False)
     output_shape: tuple[int, ...] = ()
     input_shape: tuple[int, ...] = ()
+    model_weights: str = ""
 
     @property
     def window(self) -> tuple[int, int]:
@@ -161,6 +162,7 @@ class Explanation(FigureResult):
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "model": self.model,
+            "weights": self.model_weights,
             "layer": self.layer,
             "type": self.layer_type,
             "kind": self.kind,
@@ -265,6 +267,7 @@ def explain(
     chosen = _check_channel(channel, y, row, col, layer)
     common = {
         "model": model_name,
+        "model_weights": weights_of(model),
         "layer": layer,
         "layer_type": type(target).__name__,
         "input_name": prepared.name,

@@ -182,6 +182,7 @@ class FeatureMaps(FigureResult):
     pixels: np.ndarray | None = None
     input_tensor: np.ndarray | None = None
     label: str | None = None
+    model_weights: str = ""
 
     def layer(self, name: str) -> LayerMaps:
         """The maps of one layer, by name."""
@@ -203,6 +204,7 @@ class FeatureMaps(FigureResult):
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
+            "weights": self.model_weights,
             "input": self.input_name,
             "label": self.label,
             "layers": [layer.to_dict() for layer in self.layers],
@@ -227,7 +229,7 @@ def feature_maps(
     preprocessed tensor. A module that runs several times in one pass (a reused
     ReLU) gives the output of call ``call`` (default: the last).
     """
-    module, name, _ = model_parts(model)
+    module, name, loaded = model_parts(model)
     names = parse_layers(layers)
     targets = resolve_layers(module, names)
     prepared = prepare_input(model, image)
@@ -253,6 +255,7 @@ def feature_maps(
         pixels=prepared.pixels,
         input_tensor=prepared.batch[0].numpy(),
         label=prepared.label,
+        model_weights=loaded.weights if loaded is not None else "",
     )
 
 

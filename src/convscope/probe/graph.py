@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from convscope.errors import ConvscopeError, ModelError
-from convscope.models.loaded import LoadedModel
+from convscope.models.loaded import LoadedModel, weights_of
 from convscope.probe.base import FigureResult
 from convscope.probe.summary import count_params
 
@@ -69,6 +69,7 @@ class ModelGraph(FigureResult):
     note: str | None = None
     total_params: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    model_weights: str = ""
 
     def node(self, node_id: str) -> GraphNode:
         """The node with id ``node_id``."""
@@ -89,6 +90,7 @@ class ModelGraph(FigureResult):
         """JSON-ready: nodes, edges as ``[src, dst]`` pairs, whether traced, and the note."""
         return {
             "model": self.model,
+            "weights": self.model_weights,
             "input_shape": self.input_shape,
             "traced": self.traced,
             "depth": self.depth,
@@ -184,6 +186,7 @@ def model_graph(
         note = f"{note}; {extra}" if note else extra
     return ModelGraph(
         model=name,
+        model_weights=weights_of(model),
         input_shape=list(input_shape),
         nodes=graph.nodes,
         edges=graph.edges,

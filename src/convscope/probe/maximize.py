@@ -373,6 +373,7 @@ class MaximizeResult(FigureResult):
     targets: list[TargetResult]
     channels: int
     seconds: float
+    model_weights: str = ""
 
     def figure(self, **options: Any) -> Figure:
         """One panel per target with its name and score, and a convergence trace below.
@@ -404,6 +405,7 @@ class MaximizeResult(FigureResult):
         probs = [t.prob for t in self.targets if t.prob is not None]
         return {
             "model": self.model,
+            "weights": self.model_weights,
             "objective": self.objective,
             "param": self.param,
             "seconds": round(self.seconds, 3),
@@ -738,6 +740,7 @@ def maximize(
         results = run.results()
     return MaximizeResult(
         model=model.name,
+        model_weights=model.weights,
         objective=objective,
         param=run.param.kind,
         settings=settings,

@@ -37,9 +37,14 @@ class Predictions:
 
     model: str
     predictions: list[Prediction] = field(default_factory=list)
+    model_weights: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"predictions": [p.to_dict() for p in self.predictions]}
+        return {
+            "model": self.model,
+            "weights": self.model_weights,
+            "predictions": [p.to_dict() for p in self.predictions],
+        }
 
     def __rich__(self) -> Any:
         from convscope.render.tables import predictions_table
@@ -121,4 +126,4 @@ def predict(
         )
         for n, (name, row, vals, idx) in enumerate(zip(names, probs, values, indices, strict=True))
     ]
-    return Predictions(model=model.name, predictions=results)
+    return Predictions(model=model.name, predictions=results, model_weights=model.weights)

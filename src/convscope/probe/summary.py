@@ -15,7 +15,7 @@ import torchinfo
 from torch import nn
 
 from convscope.errors import ConvscopeError, ModelError
-from convscope.models.loaded import LoadedModel
+from convscope.models.loaded import LoadedModel, weights_of
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,22 @@ class ModelSummary:
     total_params: int
     trainable_params: int
     non_trainable_params: int
+    model_weights: str = ""
+    mult_adds: int = 0
+    input_bytes: int = 0
+    forward_backward_bytes: int = 0
+    params_bytes: int = 0
+
+    @property
+    def estimated_total_bytes(self) -> int:
+        """Input, forward/backward pass and parameters together, as torchinfo estimates."""
+        return self.input_bytes + self.forward_backward_bytes + self.params_bytes
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the CLI contract's keys."""
-        return asdict(self)
+        data = asdict(self)
+        data["weights"] = data.pop("model_weights")
+        return data | {"estimated_total_bytes": self.estimated_total_bytes}
 
     def __rich__(self) -> Any:
         from convscope.render.summary import summary_table
@@ -81,7 +93,12 @@ def summarize(
     name: str | None = None,
     depth: int = 4,
 ) -> ModelSummary:
-    """Summarise ``model`` on one input of ``input_shape`` (C, H, W; default: its input spec)."""
+    """Summarise ``model`` on one input of ``input_shape`` (C, H, W; default: its input spec).
+
+    Besides the layers and parameter totals it gives what torchinfo estimates for one
+    input: the mult-adds of a forward pass and the memory of the input, of the
+    forward/backward pass and of the parameters.
+    """
     if depth < 1:
         raise ConvscopeError(f"depth must be at least 1, got {depth}")
     if isinstance(model, LoadedModel):
@@ -135,4 +152,9 @@ def summarize(
         total_params=total,
         trainable_params=trainable,
         non_trainable_params=total - trainable,
+        model_weights=weights_of(model),
+        mult_adds=int(stats.total_mult_adds),
+        input_bytes=int(stats.total_input),
+        forward_backward_bytes=int(stats.total_output_bytes),
+        params_bytes=int(stats.total_param_bytes),
     )

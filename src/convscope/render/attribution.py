@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 from rich.console import Group
 from rich.table import Table
 
+from convscope.models.provenance import model_title
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -125,7 +127,7 @@ def attribution_figure(results: Sequence[AttributionResult], *, gray: bool = Tru
                 ax.set_xlabel(entry.note, fontsize=6.5, color="#b3261e", wrap=True)
     first = results[0]
     fig.suptitle(
-        f"{first.model}: what drives the {first.score} of the target class",
+        f"{model_title(first.model, first.model_weights)}: what drives the {first.score} of the target class",
         fontsize=12,
         fontweight="bold",
     )
@@ -143,7 +145,7 @@ def attribution_table(results: Sequence[AttributionResult]) -> Group:
     tables = []
     for result in results:
         table = Table(
-            title=f"{result.model} · {result.image}",
+            title=f"{model_title(result.model, result.model_weights)} · {result.image}",
             caption=(
                 f"target {result.target_name} ({result.score} {result.target_score:.4g}, "
                 f"p={result.target_probability:.3f}) · predicted {result.predicted_name}"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
+from convscope.models.provenance import model_title
 from convscope.probe.graph import ROOT_ID
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ def _title(graph: ModelGraph) -> tuple[str, str]:
         node.op not in ("placeholder", "output") and node.id != ROOT_ID for node in graph.nodes
     )
     what = "layers" if graph.traced else "modules"
-    title = f"{graph.model} · {layers} {what} · {graph.total_params:,} parameters"
+    title = f"{model_title(graph.model, graph.model_weights)} · {layers} {what} · {graph.total_params:,} parameters"
     subtitle = ""
     if graph.depth and graph.traced and any(node.collapsed for node in graph.nodes):
         subtitle = f"stacked boxes hold deeper layers (drawn to depth {graph.depth})"

@@ -16,6 +16,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from convscope.models.provenance import model_title
 from convscope.probe.explain import ChannelTerm, Explanation
 
 PAD_MARK = "*"
@@ -112,7 +113,7 @@ def _header(result: Explanation) -> list[str]:
     )
     _, out_h, out_w = result.output_shape
     lines = [
-        f"{result.model} · {result.layer} ({describe_layer(result)}) · input {source}",
+        f"{model_title(result.model, result.model_weights)} · {result.layer} ({describe_layer(result)}) · input {source}",
         f"unit (row {row}, col {col}) of output channel {result.channel} "
         f"of {result.output_shape[0]}, map {out_h}x{out_w}{choice}",
         f"window: input rows {result.rows[0]}..{result.rows[-1]}, "
@@ -354,7 +355,7 @@ def plot_explanation(result: Explanation, *, max_channels: int = MAX_FIGURE_CHAN
 def _title(result: Explanation) -> str:
     row, col = result.at
     return (
-        f"{result.model} · {result.layer} ({describe_layer(result)})\n"
+        f"{model_title(result.model, result.model_weights)} · {result.layer} ({describe_layer(result)})\n"
         f"unit (row {row}, col {col}) of channel {result.channel} for {result.input_name}"
     )
 

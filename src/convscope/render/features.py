@@ -16,6 +16,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure, SubFigure
 
 from convscope.errors import ConvscopeError
+from convscope.models.provenance import model_title
 from convscope.probe.features import MAX_MAPS, FeatureMaps, LayerMaps
 
 SCALES = ("shared", "per-map")
@@ -58,7 +59,10 @@ def plot_feature_maps(
     grid_width = ncols * panel + 1.1
     total_height = max(sum(heights), INPUT_WIDTH + 0.8)
     fig = Figure(figsize=(INPUT_WIDTH + grid_width, total_height + 0.4), layout="constrained")
-    fig.suptitle(f"{result.model}: feature maps of {result.input_name}", fontsize=12)
+    fig.suptitle(
+        f"{model_title(result.model, result.model_weights)}: feature maps of {result.input_name}",
+        fontsize=12,
+    )
     left, right = fig.subfigures(1, 2, width_ratios=[INPUT_WIDTH, grid_width], wspace=0.02)
     _draw_input(left, result, total_height)
     blocks = right.subfigures(len(result.layers), 1, height_ratios=heights, hspace=0.02)
@@ -225,7 +229,9 @@ def feature_table(result: FeatureMaps) -> Any:
     """A rich table of the captured layers: shape, range and the most active channels."""
     from rich.table import Table
 
-    table = Table(title=f"{result.model}: feature maps of {result.input_name}")
+    table = Table(
+        title=f"{model_title(result.model, result.model_weights)}: feature maps of {result.input_name}"
+    )
     for column in ("layer", "type", "output shape", "min", "mean", "max", "most active"):
         table.add_column(column, justify="right" if column in ("min", "mean", "max") else "left")
     for layer in result.layers:

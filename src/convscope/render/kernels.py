@@ -21,6 +21,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from convscope.models.provenance import model_title
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -202,7 +204,10 @@ def kernel_health_figure(health: KernelHealth, *, title: str | None = None) -> F
         f"(white noise {health.white_noise:.2f})"
         + (f"; {s['nonfinite']} with NaN/Inf weights" if s["nonfinite"] else "")
     )
-    heading = title or f"{health.model} · {health.layer}: kernel health"
+    heading = (
+        title
+        or f"{model_title(health.model, health.model_weights)} · {health.layer}: kernel health"
+    )
     fig.suptitle(f"{heading}\n{summary}", fontsize=10)
     return fig
 
@@ -297,7 +302,9 @@ def kernel_response_figure(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(
-        title or f"{response.model} · {response.layer} · kernel {response.kernel}", fontsize=11
+        title
+        or f"{model_title(response.model, response.model_weights)} · {response.layer} · kernel {response.kernel}",
+        fontsize=11,
     )
     padding = response.padding if isinstance(response.padding, str) else list(response.padding)
     where = "the image" if response.first_layer else "the layer's input for this image"

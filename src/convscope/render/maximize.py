@@ -20,6 +20,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from convscope.models.provenance import model_title
+
 if TYPE_CHECKING:
     from convscope.probe.maximize import MaximizeResult, TargetResult
 
@@ -136,9 +138,9 @@ def plot_maximize(
     if len(targets) == 1:
         only = targets[0].target
         name = f"class {only.label}" if only.kind == "class" else only.name
-        heading = f"{result.model}: the input synthesised to maximise the {what} of {name}"
+        heading = f"{model_title(result.model, result.model_weights)}: the input synthesised to maximise the {what} of {name}"
     else:
-        heading = f"{result.model}: inputs synthesised to maximise each {kind} {what}"
+        heading = f"{model_title(result.model, result.model_weights)}: inputs synthesised to maximise each {kind} {what}"
     heading = title or heading
     fig.suptitle(f"{heading}\n{_settings_line(result)}", fontsize=10)
     return fig
@@ -222,5 +224,8 @@ def plot_traces(result: MaximizeResult, *, ncols: int | None = None) -> Figure:
         ax.set_ylabel(OBJECTIVE_LABELS.get(result.objective, result.objective), fontsize=8)
     for ax in axes[len(targets) - cols : len(targets)]:
         ax.set_xlabel("step", fontsize=8)
-    fig.suptitle(f"{result.model}: {result.objective} per step, every start", fontsize=10)
+    fig.suptitle(
+        f"{model_title(result.model, result.model_weights)}: {result.objective} per step, every start",
+        fontsize=10,
+    )
     return fig

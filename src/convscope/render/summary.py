@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from convscope.models.provenance import model_title, untrained_caption
+
 if TYPE_CHECKING:
     from convscope.probe.summary import ModelSummary
 
@@ -23,13 +25,35 @@ def _totals(summary: ModelSummary) -> list[tuple[str, int]]:
     ]
 
 
+def _costs(summary: ModelSummary) -> list[tuple[str, str]]:
+    """What one forward pass costs, as torchinfo prints it (mult-adds, sizes in MB)."""
+    mb = 1e-6
+    return [
+        ("Total mult-adds (M)", f"{summary.mult_adds * mb:,.2f}"),
+        ("Input size (MB)", f"{summary.input_bytes * mb:,.2f}"),
+        ("Forward/backward pass size (MB)", f"{summary.forward_backward_bytes * mb:,.2f}"),
+        ("Params size (MB)", f"{summary.params_bytes * mb:,.2f}"),
+        ("Estimated total size (MB)", f"{summary.estimated_total_bytes * mb:,.2f}"),
+    ]
+
+
+def _heading(summary: ModelSummary) -> str:
+    name = model_title(summary.model, summary.model_weights)
+    weights = (
+        ""
+        if name != summary.model or not summary.model_weights
+        else f", weights: {summary.model_weights}"
+    )
+    return f"{name}  (input {_shape(summary.input_shape)}{weights})"
+
+
 def summary_table(summary: ModelSummary) -> Table:
     """A rich table like Keras' ``summary()``, with totals in the caption."""
-    table = Table(
-        title=f"{summary.model}  (input {_shape(summary.input_shape)})",
-        caption="   ".join(f"{label}: {value:,}" for label, value in _totals(summary)),
-        caption_justify="left",
-    )
+    caption = "\n".join(f"{label}: {value:,}" for label, value in _totals(summary))
+    caption += "\n" + "\n".join(f"{label}: {value}" for label, value in _costs(summary))
+    if untrained_caption(summary.model_weights):
+        caption += "\n" + untrained_caption(summary.model_weights)
+    table = Table(title=_heading(summary), caption=caption, caption_justify="left")
     table.add_column("Layer")
     table.add_column("Type", style="cyan")
     table.add_column("Output shape", style="magenta")
@@ -44,7 +68,7 @@ def summary_table(summary: ModelSummary) -> Table:
 def summary_text(summary: ModelSummary) -> str:
     """Plain-text table (for ``print`` and logs)."""
     lines = [
-        f"{summary.model}  (input {_shape(summary.input_shape)})",
+        _heading(summary),
         f"{'Layer (type)':<44}{'Output shape':<24}{'Param #':>12}",
         "=" * 80,
     ]
@@ -53,6 +77,9 @@ def summary_text(summary: ModelSummary) -> str:
         lines.append(f"{label:<44}{_shape(row.output_shape):<24}{row.params:>12,}")
     lines.append("=" * 80)
     lines += [f"{label}: {value:,}" for label, value in _totals(summary)]
+    lines += [f"{label}: {value}" for label, value in _costs(summary)]
+    if untrained_caption(summary.model_weights):
+        lines.append(untrained_caption(summary.model_weights))
     return "\n".join(lines)
 
 
@@ -66,7 +93,10 @@ def summary_html(summary: ModelSummary) -> str:
         for row in summary.layers
     )
     totals = "<br>".join(f"{label}: <b>{value:,}</b>" for label, value in _totals(summary))
+    totals += "<br>" + "<br>".join(f"{label}: <b>{value}</b>" for label, value in _costs(summary))
+    if untrained_caption(summary.model_weights):
+        totals += f"<br><i>{html.escape(untrained_caption(summary.model_weights))}</i>"
     return (
-        f"<div><b>{html.escape(summary.model)}</b> (input {_shape(summary.input_shape)})"
+        f"<div><b>{html.escape(_heading(summary))}</b>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{totals}</div>"
     )

@@ -8,13 +8,19 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.table import Table
 
+from convscope.models.provenance import model_title, untrained_caption
+
 if TYPE_CHECKING:
     from convscope.probe.predict import Predictions
 
 
 def predictions_table(predictions: Predictions) -> Table:
     """Input, true label (when known) and the top classes with their probabilities."""
-    table = Table(title=escape(f"{predictions.model}: predictions"))
+    table = Table(
+        title=escape(f"{model_title(predictions.model, predictions.model_weights)}: predictions"),
+        caption=escape(untrained_caption(predictions.model_weights)) or None,
+        caption_justify="left",
+    )
     table.add_column("Input")
     table.add_column("Label", style="cyan")
     table.add_column("Top classes (probability)", style="green")
@@ -33,7 +39,8 @@ def predictions_html(predictions: Predictions) -> str:
         for p in predictions.predictions
     )
     return (
-        f"<b>{html.escape(predictions.model)}</b><table><tr><th>Input</th><th>Label</th>"
+        f"<b>{html.escape(model_title(predictions.model, predictions.model_weights))}</b>"
+        f"<p>{html.escape(untrained_caption(predictions.model_weights))}</p><table><tr><th>Input</th><th>Label</th>"
         f"<th>Top classes</th></tr>{rows}</table>"
     )
 

@@ -30,6 +30,7 @@ import numpy as np
 from convscope.errors import ConvscopeError, LayerError
 from convscope.files import ensure_folder
 from convscope.naming import close_matches
+from convscope.paths import DEFAULT_STORE_DIR
 from convscope.store import files, validate
 from convscope.store.errors import StoreError
 from convscope.store.lookup import refresh_stale, resolve, select_runs
@@ -46,8 +47,6 @@ from convscope.store.records import (
     metric_order,
 )
 from convscope.store.schema import connect, migrate, now_iso
-
-DEFAULT_STORE_DIR = "convscope-runs"
 
 
 def open_store(
@@ -517,12 +516,16 @@ class RunStore:
 
     def latest_checkpoint(self, run_id: str) -> tuple[int, Path] | None:
         """``(epoch, path)`` of the run's newest checkpoint, or None when it has none."""
-        found = self.artifacts(run_id, kind=files.CHECKPOINT_KIND)
-        found = [a for a in found if a.epoch is not None]
+        found = self.checkpoints(run_id)
         if not found:
             return None
-        newest = max(found, key=lambda a: a.epoch)
-        return newest.epoch, self.path_of(newest)
+        newest = max(found)
+        return newest, found[newest]
+
+    def checkpoints(self, run_id: str) -> dict[int, Path]:
+        """Epoch → the path of that epoch's checkpoint (epoch 0 is before the first update)."""
+        found = self.artifacts(run_id, kind=files.CHECKPOINT_KIND)
+        return {a.epoch: self.path_of(a) for a in found if a.epoch is not None}
 
     # --- maintenance --------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from convscope.errors import ConvscopeError
 from convscope.models.checkpoint import read_torch_file, save_checkpoint
 from convscope.models.loaded import LoadedModel
 from convscope.models.loading import load_model
+from convscope.models.provenance import run_epoch_label
 from convscope.probe.activations import resolve_layers
 from convscope.train.distributed import DistInfo
 from convscope.train.loop import EpochMetrics, ProgressFn, TrainConfig, TrainResult
@@ -91,6 +92,7 @@ class StoreRecorder:
 
     def on_epoch_end(self, trainer: Trainer, metrics: EpochMetrics) -> None:
         state = trainer.state().to_dict()
+        trainer.model.weights = run_epoch_label(self.run_id, metrics.epoch)
 
         def write_checkpoint(path: Path) -> None:
             save_checkpoint(

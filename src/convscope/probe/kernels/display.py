@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from convscope.errors import ConvscopeError
+from convscope.models.provenance import model_title
 from convscope.probe.base import FigureResult
 from convscope.probe.kernels.weights import _finite_kernels
 
@@ -184,6 +185,7 @@ class KernelGrid(FigureResult):
     nonfinite: tuple[int, ...] = ()
     shown: int = 0
     title: str = ""
+    model_weights: str = ""
 
     @property
     def colour(self) -> bool:
@@ -229,6 +231,7 @@ class KernelGrid(FigureResult):
         """JSON-ready metadata: the ``kernels --json`` keys."""
         return {
             "model": self.model,
+            "weights": self.model_weights,
             "layer": self.layer,
             "shape": list(self.shape),
             "channel_order": self.channel_order,
@@ -366,7 +369,7 @@ def kernel_grid(
         display = 0.5 + 0.5 * display
     nonfinite = tuple(i for i in kernels.nonfinite if i < shown)
     kh, kw = kernels.kernel_size
-    title = f"{kernels.model} · {kernels.layer}: {n_out} kernels of {n_in}×{kh}×{kw}"
+    title = f"{model_title(kernels.model, kernels.model_weights)} · {kernels.layer}: {n_out} kernels of {n_in}×{kh}×{kw}"
     if rows_layout:
         h, w = display.shape[2:]
         n_cols = min(n_in, MAX_INPUT_COLUMNS)
@@ -384,6 +387,7 @@ def kernel_grid(
         layout, row_title, col_title = "grid", "first kernel of the row", "+ column"
     return KernelGrid(
         model=kernels.model,
+        model_weights=kernels.model_weights,
         layer=kernels.layer,
         shape=tuple(int(s) for s in weights.shape),  # type: ignore[arg-type]
         channel_order=kernels.channel_order,

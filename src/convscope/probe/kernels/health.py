@@ -106,6 +106,7 @@ class KernelHealth(FigureResult):
     dead_threshold: float
     white_noise: float
     duplicate_threshold: float = DUPLICATE_COSINE
+    model_weights: str = ""
 
     def summary(self) -> dict[str, Any]:
         """The layer in a few numbers (counts, norm range, mean high-frequency share)."""
@@ -167,6 +168,7 @@ def kernel_health(
     model: str = "",
     layer: str = "",
     duplicate_threshold: float = DUPLICATE_COSINE,
+    model_weights: str = "",
 ) -> KernelHealth:
     """Per-kernel norm, dead, near-duplicate and high-frequency numbers of ``O x I x H x W``.
 
@@ -194,6 +196,7 @@ def kernel_health(
     noisy = live & (np.nan_to_num(high, nan=-1.0) > white)
     return KernelHealth(
         model=model,
+        model_weights=model_weights,
         layer=layer,
         shape=tuple(int(s) for s in w.shape),
         norms=norms,

@@ -130,6 +130,7 @@ class KernelResponse(FigureResult):
     first_layer: bool
     activation: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    model_weights: str = ""
 
     def figure(self, **options: Any) -> Figure:
         """Image, kernel and response side by side (see ``kernel_response_figure``)."""
@@ -142,6 +143,7 @@ class KernelResponse(FigureResult):
         r = self.response
         return {
             "model": self.model,
+            "weights": self.model_weights,
             "layer": self.layer,
             "kernel": self.kernel,
             "image": self.image,
@@ -229,6 +231,7 @@ def apply_kernel(
     bias = None if kernels.bias is None else float(kernels.bias[kernel])
     return KernelResponse(
         model=kernels.model,
+        model_weights=kernels.model_weights,
         layer=layer,
         kernel=kernel,
         image=name,

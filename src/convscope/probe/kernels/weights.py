@@ -102,6 +102,7 @@ class KernelSet(FigureResult):
     padding: Any = (0, 0)
     dilation: tuple[int, ...] = (1, 1)
     groups: int = 1
+    model_weights: str = ""
 
     @property
     def out_channels(self) -> int:
@@ -155,7 +156,9 @@ class KernelSet(FigureResult):
         """Per-kernel health numbers and a layer summary; see :func:`kernel_health`."""
         from convscope.probe.kernels.health import kernel_health
 
-        return kernel_health(self.weights, model=self.model, layer=self.layer)
+        return kernel_health(
+            self.weights, model=self.model, layer=self.layer, model_weights=self.model_weights
+        )
 
     def figure(self, **options: Any) -> Figure:
         """The kernel grid (options as for :meth:`grid`)."""
@@ -165,6 +168,7 @@ class KernelSet(FigureResult):
         """JSON-ready metadata (the weights themselves go to ``--npy``)."""
         return {
             "model": self.model,
+            "weights": self.model_weights,
             "layer": self.layer,
             "type": self.layer_type,
             "source": self.source,
@@ -232,6 +236,7 @@ def kernel_set(
         else _pair(getattr(conv, "padding", 0)),
         dilation=_pair(getattr(conv, "dilation", 1)),
         groups=int(getattr(conv, "groups", 1)),
+        model_weights="" if isinstance(model, nn.Module) else model.weights,
     )
     return kernels.with_channel_order(channel_order) if channel_order else kernels
 
