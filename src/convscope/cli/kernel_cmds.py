@@ -19,6 +19,7 @@ from convscope.cli.output import (
     write_npy,
 )
 from convscope.errors import ConvscopeError
+from convscope.models.provenance import model_title
 
 NORMS = ("per-kernel", "layer", "diverging")
 
@@ -202,7 +203,8 @@ def _print_kernels(document: dict[str, Any], health: Any, *, drew: bool) -> None
     out = console()
     shape = "×".join(str(s) for s in document["shape"])
     out.print(
-        f"[bold]{escape(document['model'])} · {escape(document['layer'])}[/] ({document['type']}): "
+        f"[bold]{escape(model_title(document['model'], document['weights']))} · "
+        f"{escape(document['layer'])}[/] ({document['type']}): "
         f"{shape} (out × in × H × W), channels {document['channel_order'] or 'feature maps'}"
     )
     out.print(document["caption"])
@@ -349,7 +351,8 @@ def run_apply_kernel(args: argparse.Namespace) -> int:
         return 0
     out = console()
     out.print(
-        f"[bold]{escape(data['model'])} · {escape(data['layer'])} · kernel {data['kernel']}[/] "
+        f"[bold]{escape(model_title(data['model'], data['weights']))} · {escape(data['layer'])} "
+        f"· kernel {data['kernel']}[/] "
         f"on {data['image']}: "
         f"response {data['response_shape'][1]}×{data['response_shape'][0]}, "
         f"min {data['min']:.3g}, max {data['max']:.3g}, mean {data['mean']:.3g}, "
