@@ -8,6 +8,8 @@ The public API, imported lazily so that ``convscope --version`` stays fast::
     train = convscope.load_dataset("fashion-mnist", "train")
     convscope.kernels(model, "conv2D_1")              # results draw themselves in Jupyter
     convscope.feature_maps(model, "fashion-mnist:test:0", ["conv2D_1", "pool1"])
+    convscope.activations(model, "fashion-mnist:test:0-10000", ["hidden"])  # N x 128
+    convscope.show_images("fashion-mnist")            # a 10x10 grid titled with class names
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ _EXPORTS = {
     "kernels_over_epochs": ("convscope.probe.kernels", "kernels_over_epochs"),
     "apply_kernel": ("convscope.probe.kernels", "apply_kernel"),
     "feature_maps": ("convscope.probe.features", "feature_maps"),
+    "activations": ("convscope.probe.streaming", "activations"),
+    "Activations": ("convscope.probe.streaming", "Activations"),
+    "open_images": ("convscope.data.stream", "open_images"),
+    "show_images": ("convscope.data.grid", "show_images"),
     "explain": ("convscope.probe.explain", "explain"),
     "attribute": ("convscope.probe.attribute", "attribute"),
     "maximize": ("convscope.probe.maximize", "maximize"),

@@ -72,6 +72,113 @@ def test_features_json_and_several_images(capsys, tmp_path) -> None:
     assert "names 4 images; using the first, mnist:test:10" in err
 
 
+def test_features_npy_writes_every_image_and_index_picks_the_figure(capsys, tmp_path) -> None:
+    from convscope.data.datasets import load_dataset
+    from convscope.models.loading import load_model
+    from convscope.probe.features import feature_maps
+
+    arrays, figure = tmp_path / "arrays", tmp_path / "maps.png"
+    status, stdout, err = run(
+        capsys, "features", "residual", "--seed", "0", "--image", "fashion-mnist:test:0-70",
+        "--layers", "conv2D_1,hidden", "--npy", str(arrays), "--batch-size", "32",
+        "--index", "3", "--out", str(figure), "--json",
+    )  # fmt: skip
+    assert status == 0, err
+    conv, hidden = np.load(arrays / "conv2D_1.npy"), np.load(arrays / "hidden.npy")
+    assert conv.shape == (70, 32, 28, 28) and hidden.shape == (70, 128)
+    assert sorted(p.name for p in arrays.iterdir()) == ["conv2D_1.npy", "hidden.npy"]
+    model = load_model("residual", seed=0)
+    for i in (0, 3, 31, 32, 69):  # rows across the batch boundaries are their images' outputs
+        maps = feature_maps(model, f"fashion-mnist:test:{i}", ["conv2D_1", "hidden"])
+        np.testing.assert_allclose(conv[i], maps.layer("conv2D_1").output[0], atol=1e-5)
+        np.testing.assert_allclose(hidden[i], maps.layer("hidden").output[0], atol=1e-5)
+    data = json.loads(stdout)
+    label = load_dataset("fashion-mnist", "test").class_names[
+        int(load_dataset("fashion-mnist", "test").labels[3])
+    ]
+    # The figure and the JSON are about image 3, and its numbers are row 3 of the arrays.
+    assert data["input"] == "fashion-mnist:test:3" and data["label"] == label
+    assert (data["index"], data["count"]) == (3, 70)
+    assert data["layers"][1]["max"] == pytest.approx(float(hidden[3].max()), abs=1e-5)
+    assert data["npy_shapes"] == {"conv2D_1": [70, 32, 28, 28], "hidden": [70, 128]}
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    assert "using image 3, fashion-mnist:test:3" in err and "--npy gets all of them" in err
+    assert f"wrote {arrays / 'hidden.npy'}" in err
+
+
+def test_features_npy_of_a_folder_and_a_range_beyond_the_old_cap(capsys, tmp_path) -> None:
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(5):
+        Image.new("L", (28, 28), 40 * i).save(images / f"{i}.png")
+    status, _, err = run(
+        capsys, "features", "lenet5", "--image", str(images), "--layers", "dense_3",
+        "--npy", str(tmp_path / "a"), "--batch-size", "2",
+    )  # fmt: skip
+    assert status == 0, err
+    assert np.load(tmp_path / "a" / "dense_3.npy").shape == (5, 10)
+    assert "note" not in err  # --npy alone draws nothing, so there is no "using the first"
+    status, _, err = run(
+        capsys, "features", "lenet5", "--image", "mnist:test:0-1500", "--layers", "dense_3",
+        "--npy", str(tmp_path / "b"), "--batch-size", "500",
+    )  # fmt: skip
+    assert status == 0, err
+    assert np.load(tmp_path / "b" / "dense_3.npy").shape == (1500, 10)
+
+
+def test_features_npy_failure_leaves_nothing(capsys, tmp_path) -> None:
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        Image.new("L", (28, 28), 40 * i).save(images / f"{i}.png")
+    (images / "3.png").write_bytes(b"broken")
+    out = tmp_path / "out"
+    result = run(
+        capsys, "features", "lenet5", "--image", str(images), "--layers", "conv2d_1",
+        "--npy", str(out), "--batch-size", "2",
+    )  # fmt: skip
+    assert_user_error(result, "3.png")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["--index", "4"], ["--index 4 is out of range", "names 4 image(s)", "0-3"]),
+        (["--index", "-1"], ["--index counts from 0"]),
+        (["--batch-size", "0", "--npy", "x"], ["--batch-size must be at least 1, got 0"]),
+        (["--index", "two"], ["--index", "invalid int"]),
+    ],
+)
+def test_features_bad_index_and_batch_size(capsys, argv, fragments) -> None:
+    result = run(
+        capsys, "features", "lenet5", "--image", "mnist:test:0-4", "--layers", "conv2d_1", *argv
+    )
+    assert_user_error(result, *fragments)
+
+
+def test_features_unwritable_npy_folder(capsys, tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    base = ["features", "lenet5", "--image", "mnist:test:0-4", "--layers", "conv2d_1", "--npy"]
+    assert_user_error(run(capsys, *base, str(blocker / "sub")), "cannot make folder", "is a file")
+    (tmp_path / "d" / "conv2d_1.npy").mkdir(parents=True)
+    assert_user_error(run(capsys, *base, str(tmp_path / "d")), "it is a folder")
+    assert list((tmp_path / "d").iterdir()) == [tmp_path / "d" / "conv2d_1.npy"]
+
+
+def test_features_help_says_what_index_and_npy_do(capsys) -> None:
+    status, out, _ = run(capsys, "features", "--help")
+    assert status == 0
+    text = " ".join(out.split())
+    assert "--index I" in text and "--batch-size B" in text
+    assert "EVERY image the SPEC names" in text and "default 0, the first" in text
+
+
 def test_explain_prints_the_arithmetic_and_draws_it(capsys, trained_lenet5, tmp_path) -> None:
     figure = tmp_path / "unit.png"
     status, stdout, err = run(

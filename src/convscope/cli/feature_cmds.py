@@ -10,12 +10,19 @@ from convscope.cli.app import add_command
 from convscope.cli.model_cmds import add_model_arguments, load
 from convscope.cli.output import add_out_argument, print_json, print_result
 from convscope.errors import ConvscopeError
-from convscope.files import check_writable
 
 IMAGE_HELP = (
     "the input: an image file, DATASET:SPLIT:INDEX (e.g. mnist:test:12), a sample photo "
     "(sample:china or sample:flower), or a folder / range, of which the first image is used"
 )
+
+FEATURES_IMAGE_HELP = (
+    "the images: a file, a folder, DATASET:SPLIT:INDEX (e.g. mnist:test:12), a range "
+    "DATASET:SPLIT:A-B (B exclusive, any length) or a sample photo (sample:china)"
+)
+
+DEFAULT_BATCH_SIZE = 256
+"""--batch-size of ``features --npy`` (the same as convscope.activations')."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -23,19 +30,44 @@ def register(commands: argparse._SubParsersAction) -> None:
     features = add_command(
         commands,
         "features",
-        "Feature maps: the outputs of chosen layers for one input, as grids beside it.\n\n"
+        "Feature maps: the outputs of chosen layers, as grids beside the input, and as\n"
+        "arrays for every image a SPEC names.\n\n"
         "Each layer gets a grid of its maps with a colour bar (one scale per layer, or\n"
         "--scale per-map). Layers wider than 64 channels show their 64 most active ones\n"
-        "(highest mean); --top K shows K. A SPEC naming several images uses the first.\n"
+        "(highest mean); --top K shows K. The figure, the table and --json show one image\n"
+        "of the SPEC: --index I (default 0, the first).\n\n"
+        "--npy DIR writes DIR/<layer>.npy with the layer's raw output for EVERY image the\n"
+        "SPEC names, a row per image (N x C x H x W for conv layers, N x 128 for `hidden`),\n"
+        "computed --batch-size images at a time and streamed to disk, so any range works\n"
+        "(fashion-mnist:train:0-60000) without holding it in memory. Files are written\n"
+        "under temporary names and renamed at the end: a failure leaves nothing behind.\n"
         "Without --out or --npy a table of the layers' ranges is printed.",
         "  convscope features lenet5 --image mnist:test:12 "
         "--layers max_pooling2d_1,max_pooling2d_2 --out maps.png\n"
         "  convscope features torchvision:resnet18 --image cat.jpg --layers layer1,layer2 "
         "--top 16 --out maps.png\n"
-        "  convscope features run.ckpt --image digit.png --layers conv2d_1 --npy arrays/",
+        "  convscope features residual --image fashion-mnist:test:0-10000 --layers hidden "
+        "--npy arrays/\n"
+        "  convscope features run.ckpt --image mnist:test:0-16 --layers conv2d_1 --index 3 "
+        "--out maps.png",
     )
     add_model_arguments(features)
-    features.add_argument("--image", required=True, metavar="SPEC", help=IMAGE_HELP)
+    features.add_argument("--image", required=True, metavar="SPEC", help=FEATURES_IMAGE_HELP)
+    features.add_argument(
+        "--index",
+        type=int,
+        default=0,
+        metavar="I",
+        help="which image of the SPEC the figure, table and --json show (0-based; default 0, "
+        "the first); --npy always gets all of them",
+    )
+    features.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="B",
+        help=f"images per forward pass for --npy (default {DEFAULT_BATCH_SIZE})",
+    )
     features.add_argument(
         "--layers",
         required=True,
@@ -47,7 +79,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--npy",
         type=Path,
         metavar="DIR",
-        help="write DIR/<layer>.npy with each layer's raw output (batch dimension kept)",
+        help="write DIR/<layer>.npy with each layer's raw output for every image of the "
+        "SPEC (a row per image, streamed to disk)",
     )
     features.add_argument(
         "--scale",
@@ -134,54 +167,75 @@ def _first_image(args: argparse.Namespace, model: object) -> object:
 
 
 def run_features(args: argparse.Namespace) -> int:
+    from convscope.probe.activations import resolve_layers
     from convscope.probe.features import feature_maps, parse_layers
 
     if args.top is not None and args.top < 1:
         raise ConvscopeError(f"--top must be at least 1, got {args.top}")
+    if args.batch_size < 1:
+        raise ConvscopeError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.index < 0:
+        raise ConvscopeError(f"--index counts from 0, got {args.index}")
     model = load(args)
     layers = parse_layers(args.layers)
-    from convscope.probe.activations import resolve_layers
-
     resolve_layers(model.module, layers)  # name errors before reading any image
-    result = feature_maps(model, _first_image(args, model), layers, call=args.call)  # type: ignore[arg-type]
-    if args.out:
+    folder = None
+    if args.npy:
+        from convscope.probe.streaming import prepare_folder
+
+        folder = prepare_folder(args.npy, layers, "--npy")  # refused before any work
+    from convscope.data.stream import open_images
+
+    stream = open_images(args.image, input_spec=model.input_spec)
+    count = len(stream)
+    if args.index >= count:
+        raise ConvscopeError(
+            f"--index {args.index} is out of range: {args.image} names {count} image(s), "
+            f"so I must be 0-{count - 1}"
+        )
+    shows_one = bool(args.out or args.json or not args.npy)
+    result = None
+    if shows_one:
+        image = stream.image(args.index)
+        if count > 1:
+            which = "the first" if args.index == 0 else f"image {args.index}"
+            rest = "; --npy gets all of them" if args.npy else "; --index I picks another"
+            sys.stderr.write(
+                f"convscope: note: {args.image} names {count} images; using {which}, "
+                f"{image.name}, for the maps{rest}\n"
+            )
+        result = feature_maps(model, image, layers, call=args.call)
+    written = None
+    if folder is not None:
+        from convscope.cli.output import announce, task_progress
+        from convscope.probe.streaming import activations
+
+        with task_progress(True) as progress:
+            written = activations(
+                model,
+                stream,
+                layers,
+                batch_size=args.batch_size,
+                out=folder,
+                call=args.call,
+                progress=progress,
+            )
+        for path in written.paths.values():
+            announce(path)
+    if args.out and result is not None:
         from convscope.cli.output import write_figure
 
         write_figure(result.figure(scale=args.scale, top=args.top), args.out)
-    if args.npy:
-        _write_arrays(args.npy, result)
-    if args.json:
+    if args.json and result is not None:
         data = result.to_dict()
-        if args.npy:
-            data["npy"] = {
-                layer.name: str(_npy_path(args.npy, layer.name)) for layer in result.layers
-            }
+        data["index"], data["count"] = args.index, count
+        if written is not None:
+            data["npy"] = {name: str(path) for name, path in written.paths.items()}
+            data["npy_shapes"] = {name: list(shape) for name, shape in written.shapes.items()}
         print_json(data)
-    elif not args.out and not args.npy:
+    elif not args.out and not args.npy and result is not None:
         print_result(result, as_json=False)
     return 0
-
-
-def _npy_path(folder: Path, layer: str) -> Path:
-    return Path(folder) / f"{layer.replace('/', '_')}.npy"
-
-
-def _write_arrays(folder: Path, result: object) -> None:
-    """``DIR/<layer>.npy`` for every layer (DIR made if missing; each file written atomically)."""
-    from convscope.cli.output import write_npy
-
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ConvscopeError(f"--npy needs a folder, but {folder} is a file")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConvscopeError(f"cannot create folder {folder}: {exc.strerror}") from None
-    layers = result.layers  # type: ignore[attr-defined]
-    for layer in layers:  # all or nothing: check every file before writing the first
-        check_writable(_npy_path(folder, layer.name))
-    for layer in layers:
-        write_npy(_npy_path(folder, layer.name), layer.output)
 
 
 def run_explain(args: argparse.Namespace) -> int:

@@ -94,3 +94,32 @@ def _concat(parts: list[np.ndarray]) -> np.ndarray:
     if not parts:
         return np.zeros(0, dtype=np.int64)
     return np.concatenate(parts).astype(np.int64)
+
+
+def stratified_sample(labels: np.ndarray | Iterable[int], n: int, *, seed: int = 0) -> np.ndarray:
+    """``n`` indices spread as evenly as the classes allow, reproducibly from ``seed``.
+
+    Every class gets ``n // k`` items (``k`` classes), the remainder going to classes
+    drawn at random; a class with too few items gives all it has and the others make
+    up the rest. Negative labels (no label) count as one more class. The result is
+    int64, ordered by class, then by index; ``n`` at least the number of labels gives
+    every index.
+    """
+    labels = _check_labels(labels)
+    if n < 1:
+        raise DataError(f"the sample size must be at least 1, got {n}")
+    if n >= labels.size:
+        return np.arange(labels.size, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    members = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    quota = np.zeros(classes.size, dtype=np.int64)
+    order = rng.permutation(classes.size)
+    left = n
+    while left:
+        for k in order:
+            if left and quota[k] < members[k].size:
+                quota[k] += 1
+                left -= 1
+    picks = [np.sort(idx[:q]) for idx, q in zip(members, quota, strict=True) if q]
+    return _concat(picks)

@@ -15,7 +15,10 @@ A SPEC is one of:
 
 A path that exists on disk always wins over the dataset form, so files whose
 names contain ``:`` still work; ``C:\\...`` style paths are never read as datasets.
-One SPEC names at most :data:`MAX_IMAGES` images.
+For :func:`resolve_images`, which loads every image at once (the commands that draw or
+print each image), one SPEC names at most :data:`MAX_IMAGES` images; the streaming path,
+:func:`convscope.data.stream.open_images` (``features --npy``, ``convscope.activations``),
+reads any range or folder in slices and has no cap.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ from convscope.data.preprocess import InputSpec
 from convscope.errors import ImageError
 
 MAX_IMAGES = 1024
-"""The most images one SPEC may name (ranges and folders)."""
+"""The most images one SPEC may name when all are loaded at once (ranges and folders)."""
+
+STREAM_HINT = "`features --npy` and convscope.activations stream any number"
+"""Said with the cap: the commands that stream have none."""
 
 FORMS = (
     "an image file, a folder of images, DATASET:SPLIT:INDEX, DATASET:SPLIT:A-B or "
@@ -102,8 +108,13 @@ def resolve_images(spec: str, *, input_spec: InputSpec | None = None) -> list[In
     return _from_dataset(dataset, split, start, stop, channels)
 
 
-def parse_dataset_spec(spec: str) -> tuple[str, str, int, int]:
-    """Split ``DATASET:SPLIT:INDEX`` or ``DATASET:SPLIT:A-B`` into name, split and a range."""
+def parse_dataset_spec(spec: str, *, limit: int | None = -1) -> tuple[str, str, int, int]:
+    """Split ``DATASET:SPLIT:INDEX`` or ``DATASET:SPLIT:A-B`` into name, split and a range.
+
+    A range longer than ``limit`` images is refused (default :data:`MAX_IMAGES`;
+    ``None``: no cap, for the streaming path).
+    """
+    limit = MAX_IMAGES if limit == -1 else limit
     match = _DATASET_SPEC.match(spec)
     select = match["select"] if match else ""
     if match and _INDEX.match(select):
@@ -118,10 +129,11 @@ def parse_dataset_spec(spec: str) -> tuple[str, str, int, int]:
             f"empty range {start}-{stop} in {spec!r}: A must be less than B "
             f"(A inclusive, B exclusive), e.g. {match['dataset']}:{match['split']}:{start}-{start + 1}"
         )
-    if stop - start > MAX_IMAGES:
+    if limit is not None and stop - start > limit:
         raise ImageError(
-            f"{spec!r} names {stop - start} images, more than {MAX_IMAGES} at a time; "
-            f"use a smaller range, e.g. {match['dataset']}:{match['split']}:{start}-{start + MAX_IMAGES}"
+            f"{spec!r} names {stop - start} images, more than {limit} at a time for a "
+            f"command that loads them all; use a smaller range, e.g. "
+            f"{match['dataset']}:{match['split']}:{start}-{start + limit} ({STREAM_HINT})"
         )
     return match["dataset"], match["split"], start, stop
 
@@ -198,6 +210,6 @@ def _check_count(folder: Path, n: int) -> None:
     """Refuse folders with more images than one SPEC may name."""
     if n > MAX_IMAGES:
         raise ImageError(
-            f"{folder} holds {n} images, more than {MAX_IMAGES} at a time; "
-            "split it into smaller folders or name a range of a dataset instead"
+            f"{folder} holds {n} images, more than {MAX_IMAGES} at a time for a command that "
+            f"loads them all; split it into smaller folders ({STREAM_HINT})"
         )
