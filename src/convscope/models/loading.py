@@ -161,7 +161,8 @@ def _build_torchvision(recipe: Mapping[str, Any]) -> LoadedModel:
     from convscope.models import torchvision_models as tv
 
     name = recipe["name"]
-    module = tv.build_torchvision(name, pretrained=bool(recipe.get("pretrained")))
+    kwargs = dict(recipe.get("kwargs") or {})  # what pretrained weights need (googlenet...)
+    module = tv.build_torchvision(name, pretrained=bool(recipe.get("pretrained")), **kwargs)
     return LoadedModel(
         module=module,
         name=f"torchvision:{name}",
@@ -177,13 +178,19 @@ def _build_timm(recipe: Mapping[str, Any]) -> LoadedModel:
     except ImportError as exc:
         raise ModelError("timm is not installed; run `pip install 'convscope[timm]'`") from exc
     name = recipe["name"]
-    if name not in timm.list_models():
-        raise ModelError(f"timm has no model {name!r}{close_matches(name, timm.list_models())}")
+    arch = name.partition(".")[0]  # NAME may carry a pretrained tag: efficientnet_lite0.ra_in1k
+    if arch not in timm.list_models():
+        raise ModelError(f"timm has no model {arch!r}{close_matches(arch, timm.list_models())}")
     module = timm.create_model(name, pretrained=False)
+    return LoadedModel(module=module, name=f"timm:{name}", input_spec=timm_input_spec(module))
+
+
+def timm_input_spec(module: nn.Module) -> InputSpec:
+    """The input a timm model's pretrained config describes (size, crop, normalisation)."""
     cfg = getattr(module, "pretrained_cfg", {}) or {}
     channels, height, width = cfg.get("input_size", (3, 224, 224))
     crop_pct = float(cfg.get("crop_pct", 0.875))
-    spec = InputSpec(
+    return InputSpec(
         channels=channels,
         height=height,
         width=width,
@@ -192,7 +199,6 @@ def _build_timm(recipe: Mapping[str, Any]) -> LoadedModel:
         resize=ResizePolicy.CENTER_CROP,
         resize_to=round(height / crop_pct),
     )
-    return LoadedModel(module=module, name=f"timm:{name}", input_spec=spec)
 
 
 def _build_file(recipe: Mapping[str, Any]) -> LoadedModel:
@@ -271,9 +277,24 @@ def materialize_lazy(model: LoadedModel) -> None:
 
 
 def load_weights(model: LoadedModel, weights: str | Path) -> None:
-    """Load a state dict, a ``{"state_dict"|"model": ...}`` dict, or a checkpoint's weights."""
+    """Load weights into ``model``: a file, a URL, or pretrained weights by name.
+
+    A file (or a ``Path``) holds a state dict, a ``{"state_dict"|"model": ...}`` dict or a
+    checkpoint. ``http(s)://...`` is downloaded with ``torch.hub`` into its cache first.
+    A bare name (``imagenet``, ``IMAGENET1K_V2``, a timm tag) takes the library's own
+    pretrained weights (:mod:`convscope.models.pretrained`); a file that exists wins.
+    """
     from convscope.models.checkpoint import is_checkpoint, read_torch_file
 
+    if isinstance(weights, str):
+        from convscope.models import pretrained
+
+        if pretrained.is_url(weights):
+            pretrained.load_from_url(model, weights)
+            return
+        if pretrained.is_weights_name(weights):
+            pretrained.load_pretrained(model, weights)
+            return
     payload = read_torch_file(weights)
     if is_checkpoint(payload):
         payload = payload["state_dict"]
