@@ -23,7 +23,7 @@ def test_json_contract(capsys, trained_lenet5: Path) -> None:
     assert {"target", "status", "message", "start_score", "score", "prob", "top", "steps"} <= set(
         target
     )
-    assert target["target"] == "7" and target["status"] == "converged"
+    assert target["target"] == "7" and target["status"] == "step-limit"  # 24 steps: still rising
     assert target["score"] > target["start_score"]
     assert target["top"][0][0] == "7" and len(target["top"]) == 3
     assert data["mean_target_prob"] == target["prob"]

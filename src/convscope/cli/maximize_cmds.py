@@ -76,7 +76,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     tuning.add_argument("--steps", type=int, metavar="N", help="most ascent steps")
     tuning.add_argument("--starts", type=int, metavar="N", help="random starts per target")
     tuning.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate")
-    tuning.add_argument("--seed", type=int, metavar="S", help="random seed (0)")
     tuning.add_argument(
         "--param",
         choices=("auto", "pixel", "fourier"),
@@ -124,7 +123,13 @@ SETTING_ARGS = (
 
 def run_maximize(args: argparse.Namespace) -> int:
     from convscope.errors import ConvscopeError
-    from convscope.probe.maximize import maximize
+    from convscope.probe.maximize import (
+        ROSE,
+        ascent_size,
+        maximize,
+        maximize_targets,
+        process_compute_mode,
+    )
     from convscope.render.figures import figure_format
 
     for path in (args.out, args.trace_out):  # fail before the ascent, not after it
@@ -134,7 +139,8 @@ def run_maximize(args: argparse.Namespace) -> int:
         raise ConvscopeError(f"cannot write {args.npy}: an array file name must end in .npy")
     overrides = {name: getattr(args, name) for name in SETTING_ARGS}
     model = load(args)
-    with _progress(enabled=not args.json) as progress:
+    size = ascent_size(model, len(maximize_targets(model, args.classes, args.channel)), args.starts)
+    with _progress(enabled=not args.json) as progress, process_compute_mode(size):
         result = maximize(
             model,
             args.classes,
@@ -144,7 +150,7 @@ def run_maximize(args: argparse.Namespace) -> int:
             **overrides,
         )
     for target in result.targets:
-        if target.status != "converged":
+        if target.status not in ROSE:
             sys.stderr.write(f"convscope: warning: {target.target.name}: {target.message}\n")
     if args.out:
         write_figure(result.figure(), args.out)

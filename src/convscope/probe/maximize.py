@@ -48,8 +48,12 @@ OBJECTIVES = ("logit", "prob", "mean")
 PARAMETERISATIONS = ("auto", "pixel", "fourier")
 """How the image is parameterised; ``auto`` is Fourier (decorrelated colour for RGB)."""
 
-STATUSES = ("converged", "stalled", "vanishing-gradient")
-"""How an optimisation ended: the objective rose; it did not; or it had no gradient."""
+STATUSES = ("converged", "step-limit", "stalled", "vanishing-gradient")
+"""How an optimisation ended: the objective rose and levelled off; it rose until the step
+limit (more steps may raise it further); it did not rise; or it had no gradient."""
+
+ROSE = ("converged", "step-limit")
+"""The statuses of a target whose objective rose: its image is a result."""
 
 #: Lucid's square root of the ImageNet colour covariance (columns: decorrelated -> RGB).
 COLOR_CORRELATION_SVD_SQRT = np.array(
@@ -397,8 +401,8 @@ class MaximizeResult(FigureResult):
 
     @property
     def ok(self) -> bool:
-        """Whether every target converged."""
-        return all(t.status == "converged" for t in self.targets)
+        """Whether the objective of every target rose (converged or reached the step limit)."""
+        return all(t.status in ROSE for t in self.targets)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready metadata: model, objective, settings and one record per target."""
@@ -426,7 +430,9 @@ class MaximizeResult(FigureResult):
         for t in self.targets:
             top = ", ".join(f"{name} ({p:.2f})" for name, p in t.top)
             prob = "" if t.prob is None else f"{t.prob:.3f}"
-            style = {"converged": "green", "stalled": "yellow"}.get(t.status, "red")
+            style = {"converged": "green", "step-limit": "green", "stalled": "yellow"}.get(
+                t.status, "red"
+            )
             table.add_row(
                 t.target.name,
                 f"[{style}]{t.status}[/]",
@@ -650,15 +656,36 @@ SMALL_BATCH_ELEMENTS = 2**18
 """Batches up to this many input values count as small (see :func:`_compute_mode`)."""
 
 
+def maximize_targets(
+    model: LoadedModel,
+    classes: int | str | Sequence[int | str] | None = None,
+    channels: str | Sequence[str] | None = None,
+) -> list[Target]:
+    """The targets :func:`maximize` climbs: ``classes`` or ``channels``, exactly one given."""
+    if (classes is None) == (channels is None):
+        raise ConvscopeError("give classes or channels to maximise (one of them)")
+    return (
+        class_targets(model, classes) if classes is not None else channel_targets(model, channels)
+    )
+
+
+def ascent_size(model: LoadedModel, targets: int, starts: int | None = None) -> int:
+    """Input values in one ascent batch: ``targets x starts x C x H x W``."""
+    starts = starts or default_settings(model.input_spec).starts
+    return targets * starts * math.prod(model.input_spec.shape)
+
+
 @contextmanager
-def _compute_mode(threads: int | None, elements: int):
-    """Torch threads (and conv backend) for the ascent; everything is restored after.
+def process_compute_mode(elements: int, threads: int | None = None):
+    """Torch threads and conv backend fit for an ascent of ``elements`` input values.
 
     Small batches (ten 28x28 digits x 4 starts) are dominated by per-operator overhead:
     there a second thread gains nothing and, on a busy machine, spin-waits (measured on
     two busy cores: 50-100 s with 2 threads for what 1 thread did in 2-6 s), and the
-    native convolution's input gradient is 1.5x faster than oneDNN's. ``threads``
-    overrides the thread count.
+    native convolution's input gradient is 1.5x faster than oneDNN's. Both settings
+    are process-wide, so :func:`maximize` never changes them itself: a program that
+    owns its process (the CLI, a benchmark) wraps the call in this block, and
+    everything is restored after it. ``threads`` overrides the thread count.
     """
     small = elements <= SMALL_BATCH_ELEMENTS
     threads_before, onednn_before = torch.get_num_threads(), torch.backends.mkldnn.enabled
@@ -699,7 +726,6 @@ def maximize(
     objective: str | None = None,
     settings: MaximizeSettings | None = None,
     progress: ProgressFn | None = None,
-    threads: int | None = None,
     **overrides: Any,
 ) -> MaximizeResult:
     """Synthesise the input that maximises each class (or channel) by gradient ascent.
@@ -709,14 +735,10 @@ def maximize(
     ``prob`` or ``mean`` (channels). Settings come from :func:`default_settings`
     for the model's input unless given; ``overrides`` change single fields
     (``steps=64, starts=2, tv=0.5``...). All starts of all targets run as one batch.
-    ``threads``: torch threads to use inside (default: one for small batches, see
-    :func:`_compute_mode`).
+    Nothing process-wide is changed (threads, backends): wrap the call in
+    :func:`process_compute_mode` for the thread count that suits a small batch.
     """
-    if (classes is None) == (channels is None):
-        raise ConvscopeError("give classes or channels to maximise (one of them)")
-    targets = (
-        class_targets(model, classes) if classes is not None else channel_targets(model, channels)
-    )
+    targets = maximize_targets(model, classes, channels)
     kind = targets[0].kind
     objective = objective or ("logit" if kind == "class" else "mean")
     if objective not in OBJECTIVES:
@@ -732,9 +754,7 @@ def maximize(
     elif overrides:
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     started = time.perf_counter()
-    size = len(targets) * settings.starts * math.prod(model.input_spec.shape)
-    with _frozen(model.module), torch.random.fork_rng(), _compute_mode(threads, size):
-        torch.manual_seed(settings.seed)
+    with _frozen(model.module):
         run = _Ascent(model, targets, objective, settings)
         run.optimise(progress)
         results = run.results()
@@ -919,8 +939,11 @@ class _Ascent:
                 f"the {what} stopped rising ({start:.4g} at the start, {end:.4g} after "
                 f"{steps} steps): no input found that raises it"
             )
-        how = f"stopped after {steps} steps without gain" if self.early[t] else f"{steps} steps"
+        if self.early[t]:
+            status, how = "converged", f"levelled off after {steps} steps"
+        else:
+            status, how = "step-limit", f"step limit reached at {steps} steps, still rising"
         message = f"{what} rose from {start:.4g} to {end:.4g} ({how})"
         if target.kind == "class" and top and top[0][0] != target.label:
             message += f"; but the model classifies the result as {top[0][0]}"
-        return "converged", message
+        return status, message

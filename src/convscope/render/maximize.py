@@ -25,7 +25,12 @@ from convscope.models.provenance import model_title
 if TYPE_CHECKING:
     from convscope.probe.maximize import MaximizeResult, TargetResult
 
-STATUS_COLORS = {"converged": "black", "stalled": "darkorange", "vanishing-gradient": "firebrick"}
+STATUS_COLORS = {
+    "converged": "black",
+    "step-limit": "black",
+    "stalled": "darkorange",
+    "vanishing-gradient": "firebrick",
+}
 OBJECTIVE_LABELS = {"logit": "logit", "prob": "probability", "mean": "mean activation"}
 
 
