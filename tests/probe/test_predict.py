@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -84,3 +87,15 @@ def test_mistakes_are_user_errors() -> None:
         predict(model, x, ["only one"])
     with pytest.raises(ConvscopeError, match="takes N x 1 x 1 x 3 inputs, got 2 x 3 x 1 x 3"):
         predict(model, torch.ones(2, 3, 1, 3))
+
+
+def test_probabilities_are_not_rounded_and_come_as_an_array() -> None:
+    model = _model(_identity_logits())
+    x = torch.tensor([[[[0.0, 0.0, 20.0]]], [[[1.0, 2.0, 3.0]]]])
+    result = predict(model, x, top_k=3)
+    expected = torch.softmax(x.flatten(1), dim=1).numpy()
+    assert result.probabilities.shape == (2, 3) and result.probabilities.dtype == np.float32
+    np.testing.assert_allclose(result.probabilities, expected, rtol=1e-6)
+    tiny = result.predictions[0].probs[0]
+    assert 0 < tiny < 1e-8  # e^-20 / (2 e^-20 + 1): kept, not rounded to 0.0
+    assert json.loads(json.dumps(result.to_dict()))["predictions"][0]["probs"][0] == tiny

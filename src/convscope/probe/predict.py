@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from convscope.errors import ConvscopeError
@@ -38,6 +39,11 @@ class Predictions:
     model: str
     predictions: list[Prediction] = field(default_factory=list)
     model_weights: str = ""
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """All probabilities as one ``N x classes`` float32 array, in input order."""
+        return np.asarray([p.probs for p in self.predictions], dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,8 +126,8 @@ def predict(
     results = [
         Prediction(
             input=name,
-            probs=[round(float(p), 6) for p in row],
-            top=[(classes[int(i)], round(float(v), 6)) for v, i in zip(vals, idx, strict=True)],
+            probs=[float(p) for p in row],  # full float32 precision: 3e-8 is not 0.0
+            top=[(classes[int(i)], float(v)) for v, i in zip(vals, idx, strict=True)],
             label=(labels[n] if labels else None),
         )
         for n, (name, row, vals, idx) in enumerate(zip(names, probs, values, indices, strict=True))
