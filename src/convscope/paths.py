@@ -7,6 +7,9 @@ from pathlib import Path
 
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
+DEFAULT_STORE_DIR = "convscope-runs"
+"""The run store's folder, relative to the working directory (``--store`` changes it)."""
+
 
 def convscope_home() -> Path:
     """The cache root: ``$CONVSCOPE_HOME`` or ``~/.cache/convscope``."""

@@ -15,7 +15,7 @@ from convscope.cli.output import (
     task_progress,
     write_figure,
 )
-from convscope.embed.projection import METHODS
+from convscope.embed.constants import METHODS
 
 
 def register(commands: argparse._SubParsersAction) -> None:

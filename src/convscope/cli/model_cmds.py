@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from convscope.cli.app import add_command
 from convscope.cli.output import add_store_argument, print_records, print_result
 from convscope.errors import ConvscopeError
-from convscope.models.keras.preprocess import PREPROCESS_MODES
-from convscope.models.loaded import LoadedModel
+from convscope.models.constants import PREPROCESS_MODES
+
+if TYPE_CHECKING:
+    from convscope.models.loaded import LoadedModel
 
 MODEL_HELP = (
     "a zoo name (convscope models), torchvision:NAME, timm:NAME, path/file.py:factory, "

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
     """``--store DIR``, accepted by every command that reads or writes runs."""
-    from convscope.store import DEFAULT_STORE_DIR
+    from convscope.paths import DEFAULT_STORE_DIR
 
     parser.add_argument(
         "--store",

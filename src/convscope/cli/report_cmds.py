@@ -6,7 +6,7 @@ import argparse
 
 from convscope.cli.app import add_command
 from convscope.cli.output import add_store_argument, announce, output_file, task_progress
-from convscope.embed.projection import METHODS
+from convscope.embed.constants import METHODS
 from convscope.files import check_writable
 
 

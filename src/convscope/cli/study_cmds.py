@@ -10,7 +10,7 @@ from convscope.cli.output import console, print_json
 from convscope.cli.train_cmds import add_training_arguments, config_from, epoch_progress
 from convscope.errors import ConvscopeError
 from convscope.files import check_folder
-from convscope.train.study import STUDY_MODELS
+from convscope.train.constants import STUDY_MODELS
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,7 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from convscope.cli.app import add_command
 from convscope.cli.output import add_store_argument, console, output_file, print_json
 from convscope.errors import ConvscopeError
-from convscope.train.loop import LR_SCHEDULES, OPTIMIZERS, ProgressFn, TrainConfig, TrainResult
+from convscope.train.constants import LR_SCHEDULES, OPTIMIZERS
+
+if TYPE_CHECKING:
+    from convscope.train.loop import ProgressFn, TrainConfig, TrainResult
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, *, batch_size: int = 128) -> None:
@@ -107,6 +110,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
     """The training settings the arguments ask for."""
+    from convscope.train.loop import TrainConfig
+
     return TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -24,9 +24,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from convscope.embed.alignment import procrustes_rotation
+from convscope.embed.constants import METHODS
 from convscope.errors import ConvscopeError
-
-METHODS = ("umap", "pca", "tsne")
 
 
 @dataclass(frozen=True)

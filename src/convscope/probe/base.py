@@ -6,9 +6,10 @@ Probes compute; :meth:`FigureResult.figure` hands the result to :mod:`convscope.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class FigureResult:

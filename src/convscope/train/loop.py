@@ -20,9 +20,7 @@ from torch import nn
 from convscope.data.arrays import ArrayDataset
 from convscope.data.preprocess import InputSpec
 from convscope.errors import ConvscopeError
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("none", "cosine", "step")
+from convscope.train.constants import LR_SCHEDULES, OPTIMIZERS
 
 #: progress(phase, batches_done, batches_total, running_loss, running_acc)
 ProgressFn = Callable[[str, int, int, float, float], None]

@@ -19,14 +19,13 @@ import numpy as np
 from convscope.errors import ConvscopeError
 from convscope.files import check_folder
 from convscope.store.store import DEFAULT_STORE_DIR
+from convscope.train.constants import STUDY_MODELS
 from convscope.train.loop import TrainConfig
 from convscope.train.results import RunResult, StudyResult
 from convscope.train.run import RunSettings, train_run
 
 if TYPE_CHECKING:
     from convscope.store import RunStore
-
-STUDY_MODELS = ("sequential", "inception", "residual", "inception-residual")
 
 
 @dataclass(frozen=True)

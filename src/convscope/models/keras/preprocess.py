@@ -12,17 +12,7 @@ from dataclasses import replace
 
 from convscope.data.preprocess import InputSpec
 from convscope.errors import ModelError
-
-PREPROCESS_MODES = {
-    "scale": "pixels / 255, in [0, 1] (the default for Keras models)",
-    "none": "raw pixels 0..255 (models that rescale inside; the default when a Keras "
-    "model starts with a Rescaling layer)",
-    "tf": "pixels / 127.5 - 1, in [-1, 1] (Keras 'tf' mode: MobileNet, Xception)",
-    "caffe": "BGR with the ImageNet mean subtracted, not scaled (Keras 'caffe' mode: "
-    "ResNet50, VGG)",
-    "torch": "pixels / 255 normalised with the ImageNet mean and std (Keras 'torch' mode)",
-}
-"""``--preprocess`` choices and what each feeds the model."""
+from convscope.models.constants import PREPROCESS_MODES
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
