@@ -29,14 +29,24 @@ LENET5_CLASSIC_INPUT = InputSpec(
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One zoo model: how to build it and what it expects."""
+    """One zoo model: how to build it and what it expects.
+
+    ``spec`` is the input spec, or a function giving it where working it out is costly
+    (torchvision's weight metadata takes a second to import): :attr:`input_spec` asks it
+    only when read, so listing or building one zoo model does not pay for the others.
+    """
 
     name: str
     factory: Callable[[], nn.Module]
-    input_spec: InputSpec
+    spec: InputSpec | Callable[[], InputSpec]
     dataset: str | None
     description: str
     reference: str
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """What the model takes (channels, size, normalisation)."""
+        return self.spec() if callable(self.spec) else self.spec
 
 
 def _torchvision_resnet50() -> nn.Module:
@@ -45,9 +55,13 @@ def _torchvision_resnet50() -> nn.Module:
     return resnet50(weights=None)
 
 
-def _entries() -> tuple[ZooEntry, ...]:
+def _resnet50_input_spec() -> InputSpec:
     from convscope.models.torchvision_models import imagenet_input_spec
 
+    return imagenet_input_spec("resnet50")
+
+
+def _entries() -> tuple[ZooEntry, ...]:
     return (
         ZooEntry("lenet", LeNet, MNIST_INPUT, "mnist",
                  "LeNet-like: conv 20@5x5 same, pool, conv 50@5x5, pool, dense 500, dense 10",
@@ -70,7 +84,7 @@ def _entries() -> tuple[ZooEntry, ...]:
         ZooEntry("inception-residual", InceptionResidualNet, MNIST_INPUT, "fashion-mnist",
                  "Inception branches summed with a residual shortcut; dense 128 'hidden'",
                  "architectures-hidden-umap-fashion-mnist"),
-        ZooEntry("resnet50", _torchvision_resnet50, imagenet_input_spec("resnet50"), "imagenet",
+        ZooEntry("resnet50", _torchvision_resnet50, _resnet50_input_spec, "imagenet",
                  "torchvision ResNet-50 (ImageNet, 1000 classes); --weights FILE for trained weights",
                  "resnet50-first-layer-kernels"),
     )  # fmt: skip
