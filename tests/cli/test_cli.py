@@ -159,20 +159,6 @@ def test_debug_shows_the_traceback() -> None:
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
-def test_every_subcommand_help_has_examples(capsys) -> None:
-    for command in (
-        ["data", "list"],
-        ["data", "fetch"],
-        ["models"],
-        ["summary"],
-        ["layers"],
-        ["predict"],
-        ["train"],
-    ):
-        status, out, _ = run(capsys, *command, "--help")
-        assert status == 0 and "examples:" in out.lower(), command
-
-
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [

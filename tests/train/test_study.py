@@ -41,9 +41,10 @@ def test_study_trains_each_model_and_writes_the_folder(tmp_path: Path) -> None:
 def test_bad_study_settings_fail_before_training(tmp_path: Path) -> None:
     with pytest.raises(ConvscopeError):
         StudySettings(models=())
-    with open_store(tmp_path / "runs") as store, pytest.raises(ConvscopeError, match="hidden"):
-        run_study(StudySettings(models=("sequential",), record=("hiden",)), store=store)
-        assert store.runs() == []
+    with open_store(tmp_path / "runs") as store:
+        with pytest.raises(ConvscopeError, match="hidden"):
+            run_study(StudySettings(models=("sequential",), record=("hiden",)), store=store)
+        assert store.runs() == []  # refused before any run was created
 
 
 def test_study_cli_json(tmp_path: Path, capsys) -> None:
