@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from convscope.cli.app import build_parser
-from tests.cli import run
+from convscope.cli.app import attach_negative_values, build_parser
+from tests.cli import assert_user_error, run
 
 
 def _commands() -> dict[tuple[str, ...], argparse.ArgumentParser]:
@@ -74,3 +74,22 @@ def test_first_example_works(
     assert out.strip() or written
     for name in written:
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_an_unknown_option_points_to_the_commands_own_help(capsys) -> None:
+    assert_user_error(
+        run(capsys, "kernels", "lenet", "--layer", "conv2d_1", "--bogus"),
+        "unrecognized arguments: --bogus",
+        "see `convscope kernels --help`",
+    )
+    assert_user_error(run(capsys, "runs", "list", "--bogus"), "`convscope runs list --help`")
+
+
+def test_negative_values_reach_their_option(capsys) -> None:
+    # argparse alone reads "-1,3" as an option; the CLI hands it to --at, which refuses it
+    assert_user_error(
+        run(capsys, "explain", "lenet5", "--layer", "conv2d_1", "--image", "x.png", "--at", "-1,3"),
+        "argument --at: ROW and COL start at 0, got '-1,3'",
+    )
+    assert attach_negative_values(["--at", "-1,3", "-h"]) == ["--at=-1,3", "-h"]
+    assert attach_negative_values(["--json", "--at", "2,3"]) == ["--json", "--at", "2,3"]

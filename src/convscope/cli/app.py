@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -98,10 +99,39 @@ def add_command(
     )
 
 
+NEGATIVE_VALUE = re.compile(r"-\d[\d.]*(,-?\d[\d.]*)*")
+"""A value such as ``-1,3`` or ``-2``, which argparse would take for an option."""
+
+
+def attach_negative_values(argv: list[str]) -> list[str]:
+    """``--at -1,3`` -> ``--at=-1,3``, so a negative coordinate reaches its option."""
+    out: list[str] = []
+    for token in argv:
+        previous = out[-1] if out else ""
+        if NEGATIVE_VALUE.fullmatch(token) and previous.startswith("--") and "=" not in previous:
+            out[-1] = f"{previous}={token}"
+        else:
+            out.append(token)
+    return out
+
+
+def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The parser of the (sub)command ``args`` were parsed for: ``convscope runs show``'s."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return command_parser(chosen, args)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = attach_negative_values(list(sys.argv[1:] if argv is None else argv))
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # said by the command's own parser, so the error points to its --help
+        command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
