@@ -35,7 +35,7 @@ from convscope.errors import ConvscopeError, LayerError, ModelError
 from convscope.models.loaded import LoadedModel
 from convscope.naming import close_matches
 from convscope.probe.activations import resolve_layers
-from convscope.probe.base import FigureResult
+from convscope.probe.base import FigureResult, short_repr
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -76,6 +76,8 @@ class MethodMap:
     upsampled (``layer_values`` keeps it at the layer's resolution); integrated
     gradients = sum over channels; occlusion = the score drop per pixel.
     """
+
+    __repr__ = short_repr
 
     method: str
     values: np.ndarray

@@ -30,7 +30,7 @@ from convscope.errors import ConvscopeError, LayerError
 from convscope.models.layers import activate, same_padding
 from convscope.models.loaded import LoadedModel, weights_of
 from convscope.probe.activations import resolve_layers
-from convscope.probe.base import FigureResult
+from convscope.probe.base import FigureResult, short_repr
 from convscope.probe.features import ImageLike, forward, model_parts, pick_call, prepare_input
 
 if TYPE_CHECKING:
@@ -90,6 +90,8 @@ class ChannelTerm:
     ``padded`` marks cells outside the input (padding); ``sum`` is the sum of the products
     (convolution) or ``None`` (pooling).
     """
+
+    __repr__ = short_repr
 
     channel: int
     patch: np.ndarray

@@ -22,7 +22,7 @@ from convscope.data.spec import InputImage
 from convscope.errors import ConvscopeError, ImageError, LayerError
 from convscope.models.loaded import LoadedModel
 from convscope.probe.activations import capture, resolve_layers
-from convscope.probe.base import FigureResult
+from convscope.probe.base import FigureResult, short_repr
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -129,6 +129,8 @@ def most_active(maps: np.ndarray, k: int) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class LayerMaps:
     """The raw output of one layer for the input (batch dimension kept) and which call it is."""
+
+    __repr__ = short_repr
 
     name: str
     type: str

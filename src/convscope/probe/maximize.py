@@ -37,7 +37,7 @@ from convscope.errors import ConvscopeError, LayerError
 from convscope.models.loaded import LoadedModel
 from convscope.naming import close_matches
 from convscope.probe.activations import capture, resolve_layers
-from convscope.probe.base import FigureResult
+from convscope.probe.base import FigureResult, short_repr
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -320,6 +320,8 @@ class TargetResult:
     normalised, in the model's channel order). ``trace`` holds the objective per step
     for each start (``starts x steps``, on the randomly transformed images).
     """
+
+    __repr__ = short_repr
 
     target: Target
     image: np.ndarray
