@@ -143,9 +143,16 @@ def test_out_streams_npy_files_and_leaves_no_temporaries(tmp_path: Path) -> None
     model = load_model("lenet5", seed=0)
     folder = tmp_path / "new" / "acts"
     in_memory = activations(model, "mnist:test:0-50", ["conv2d_1", "dense_3"], batch_size=16)
+    seen: list[tuple[str, int, int]] = []
     written = activations(
-        model, "mnist:test:0-50", ["conv2d_1", "dense_3"], batch_size=16, out=folder
+        model,
+        "mnist:test:0-50",
+        ["conv2d_1", "dense_3"],
+        batch_size=16,
+        out=folder,
+        progress=lambda *report: seen.append(report),
     )
+    assert seen == [("activations", done, 50) for done in (16, 32, 48, 50)]
     assert sorted(p.name for p in folder.iterdir()) == ["conv2d_1.npy", "dense_3.npy"]
     assert written.paths == {
         "conv2d_1": folder / "conv2d_1.npy",
