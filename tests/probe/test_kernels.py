@@ -160,13 +160,24 @@ def test_rgb_diverging_is_mid_gray_at_zero(resnet50) -> None:
 
 def test_deep_layer_one_row_per_output_channel(lenet) -> None:
     w = lenet.module.conv2d_2.weight.detach().numpy().astype(np.float64)
-    grid = kernel_set(lenet, "conv2d_2").grid()
+    grid = kernel_set(lenet, "conv2d_2").grid(per_channel=True)
     assert grid.layout == "channels" and (grid.rows, grid.cols) == (50, 20)
     assert grid.channel_order is None
     for o, i in ((0, 0), (7, 13), (49, 19)):
         # per-kernel: output channel o's 20 input channels share one min-max
         expected = (w[o, i] - w[o].min()) / (w[o].max() - w[o].min())
         np.testing.assert_allclose(grid.tile(o, i), expected, atol=1e-6)
+
+
+def test_deep_layer_default_is_one_readable_tile_per_kernel(lenet) -> None:
+    w = lenet.module.conv2d_2.weight.detach().numpy().astype(np.float64)
+    grid = kernel_set(lenet, "conv2d_2").grid()  # 50 tiles, not 50 x 20
+    assert grid.layout == "grid" and grid.reduce == "norm" and len(grid.tiles) == 50
+    np.testing.assert_allclose(grid.tiles[7], _minmax(np.sqrt((w[7] ** 2).sum(axis=0))), atol=1e-6)
+    assert "L2 norm over the kernel's 20 input channels" in grid.caption
+    signed = kernel_set(lenet, "conv2d_2").grid("diverging")  # a norm has no sign to keep
+    assert signed.reduce == "mean"
+    assert kernel_set(lenet, "conv2d_1").grid().reduce is None  # one input channel: as is
 
 
 def test_reduced_deep_layer(lenet) -> None:
@@ -186,9 +197,9 @@ def test_reduced_deep_layer(lenet) -> None:
 
 def test_limit_keeps_the_first_kernels_and_shares_the_layer_scale(lenet) -> None:
     kernels = kernel_set(lenet, "conv2d_2")
-    grid = kernels.grid("layer", limit=4)
+    grid = kernels.grid("layer", limit=4, per_channel=True)
     assert grid.rows == 4 and grid.shown == 4 and "First 4 of 50 kernels." in grid.caption
-    full = kernels.grid("layer")
+    full = kernels.grid("layer", per_channel=True)
     np.testing.assert_allclose(grid.tiles, full.tiles[: 4 * 20])
 
 

@@ -42,7 +42,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "kernels",
         "Draw the kernels of a conv layer, and measure their health.\n\n"
         "One input channel: gray tiles; three: RGB tiles (--bgr for models trained on BGR);\n"
-        "more: one row per output channel over its input channels, or --reduce mean|norm.\n"
+        "more: one tile per kernel, its L2 norm over the input channels (--reduce mean for\n"
+        "the mean), or --per-channel for one row per output channel over its input channels.\n"
         "With MODEL run:ID and --epochs, the kernels a recorded run kept at each epoch.",
         "  convscope kernels lenet --layer conv2d_1 --out k.png\n"
         "  convscope kernels resnet50 --weights r50.pth --layer conv1 --out k.png --health\n"
@@ -69,12 +70,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     kernels.add_argument(
         "--reduce",
         choices=("mean", "norm"),
-        help="one tile per kernel: mean or L2 norm over its input channels",
+        help="one tile per kernel: mean or L2 norm over its input channels "
+        "(default norm for layers of more than three input channels)",
     )
     kernels.add_argument(
         "--per-channel",
         action="store_true",
-        help="one row per output channel over its input channels, also for RGB",
+        help="one row per output channel over its input channels (deep layers, and RGB)",
     )
     kernels.add_argument("--cols", type=int, metavar="N", help="grid columns (default: automatic)")
     kernels.add_argument(

@@ -341,8 +341,9 @@ def kernel_grid(
     """All kernels of a layer as display tiles.
 
     One input channel: gray tiles; three: RGB tiles (in RGB order whatever the weight's
-    order); more (or ``per_channel``): one row per output channel over its input
-    channels, unless ``reduce`` ("mean" or "norm") makes one tile per kernel. ``limit``
+    order); more: one tile per kernel, reduced over its input channels (``reduce``:
+    "norm" by default, "mean" for a diverging scale); ``per_channel`` draws instead one row per output
+    channel over its input channels. ``limit``
     keeps the first output channels (default: all, up to :data:`MAX_TILES` kernels, or
     :data:`MAX_ROWS` rows per input channel, which also shows at most
     :data:`MAX_INPUT_COLUMNS` input channels); ``scale`` fixes the range of a shared
@@ -351,6 +352,10 @@ def kernel_grid(
     _check_options(norm, reduce, per_channel)
     weights = kernels.weights
     n_out, n_in = weights.shape[:2]
+    if reduce is None and not per_channel and n_in not in (1, 3):
+        # 50 x 20 tiles of a deep layer are unreadable: one tile per kernel (the mean
+        # where a diverging scale must keep the sign, which a norm does not have)
+        reduce = "mean" if norm == "diverging" else "norm"
     rows_layout = reduce is None and (per_channel or n_in not in (1, 3))
     if limit is not None and limit < 1:
         raise ConvscopeError(f"--limit must be at least 1, got {limit}")
