@@ -44,7 +44,7 @@ def test_kernels_health_json(capsys, checkpoint: Path) -> None:
     assert kernels[7]["norm"] == pytest.approx(float(np.linalg.norm(weights[7])), rel=1e-6)
     summary = data["health"]["summary"]
     assert summary["kernels"] == 50 and summary["dead"] == 0
-    assert summary["high_freq_energy_white_noise"] == pytest.approx(0.64)
+    assert summary["high_freq_energy_white_noise"] == pytest.approx(1 - (33 / 64) ** 2)
 
 
 def test_kernels_files_out(capsys, checkpoint: Path, tmp_path: Path) -> None:

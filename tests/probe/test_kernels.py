@@ -28,6 +28,7 @@ from convscope.probe.kernels import (
     normalize_layer,
     normalize_per_kernel,
     resolve_image,
+    white_noise_distribution,
     white_noise_high_freq_energy,
 )
 from convscope.store import open_store
@@ -313,45 +314,89 @@ def test_dead_is_relative_to_the_median_norm() -> None:
 
 
 def test_high_frequency_share_on_known_patterns() -> None:
-    y, x = np.mgrid[0:4, 0:4]
+    y, x = np.mgrid[0:16, 0:16]
     checker = (-1.0) ** (x + y)
-    constant = np.ones((4, 4))
-    w = np.stack([checker, constant])[:, None]
-    np.testing.assert_allclose(high_freq_energy(w), [1.0, 0.0], atol=1e-12)
-    # odd sizes: the checkerboard is not periodic in 5 pixels, but nearly all its energy is high
-    y5, x5 = np.mgrid[0:5, 0:5]
-    share = high_freq_energy(((-1.0) ** (x5 + y5))[None, None])[0]
-    assert share > 0.9
-    # Cosines on DFT bins: 0.4 cycles/pixel is high, 0.2 is low (cutoff 0.25).
-    waves = np.stack([np.cos(2 * np.pi * f * x5) for f in (0.4, 0.2)])[:, None]
-    np.testing.assert_allclose(high_freq_energy(waves), [1.0, 0.0], atol=1e-12)
+    constant = np.ones((16, 16))
+    fine = np.cos(2 * np.pi * 0.4 * x)  # 0.4 cycles/pixel: high; 0.1: low (cutoff 0.25)
+    coarse = np.cos(2 * np.pi * 0.1 * x)
+    share = high_freq_energy(np.stack([checker, constant, fine, coarse])[:, None])
+    assert share[0] > 0.95 and share[1] < 0.05 and share[2] > 0.9 and share[3] < 0.1
     assert np.isnan(high_freq_energy(np.zeros((1, 1, 5, 5)))[0])
+    assert np.isnan(high_freq_energy(np.ones((1, 4, 1, 1)))[0])  # 1x1: no spatial frequency
+
+
+def test_a_3x3_edge_detector_is_not_all_high_frequency() -> None:
+    """At its own size a 3x3 kernel has only the frequencies 0 and 1/3; read finely it does."""
+    sobel = np.array([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]])
+    share = high_freq_energy(sobel[None, None])[0]
+    mean, _, threshold = white_noise_distribution(1, 3, 3)
+    assert share < mean < threshold
+    y, x = np.mgrid[0:3, 0:3]
+    assert high_freq_energy(((-1.0) ** (x + y))[None, None])[0] > threshold  # checkerboard
 
 
 def test_white_noise_share_is_the_fraction_of_high_bins() -> None:
-    assert white_noise_high_freq_energy(5, 5) == pytest.approx(16 / 25)
-    assert white_noise_high_freq_energy(7, 7) == pytest.approx(40 / 49)
-    assert white_noise_high_freq_energy(1, 1) == 0.0
+    low = 33 / 64  # fftfreq(64): 33 of the 64 bins are at or below 0.25 cycles/pixel
+    for size in (3, 5, 7):
+        assert white_noise_high_freq_energy(size, size) == pytest.approx(1 - low**2)
+    assert np.isnan(white_noise_high_freq_energy(1, 1))
     noise = np.random.default_rng(0).normal(size=(4000, 1, 5, 5))
-    assert high_freq_energy(noise).mean() == pytest.approx(16 / 25, abs=0.01)
-    # second implementation: the share by Parseval, with the DFT written out
+    assert high_freq_energy(noise).mean() == pytest.approx(1 - low**2, abs=0.01)
+    # second implementation: the share by Parseval, the zero-padded DFT written out
     k = noise[0, 0]
-    n = np.arange(5)
-    basis = np.exp(-2j * np.pi * np.outer(n, n) / 5)
+    n = 64
+    basis = np.exp(-2j * np.pi * np.outer(np.arange(n), np.arange(5)) / n)  # 64 x 5
     spectrum = np.abs(basis @ k @ basis.T) ** 2
-    freq = np.abs(np.where(n <= 2, n, n - 5) / 5)
+    freq = np.abs(np.where(np.arange(n) < n / 2, np.arange(n), np.arange(n) - n) / n)
     high = np.maximum(freq[:, None], freq[None, :]) > 0.25
-    assert spectrum.sum() == pytest.approx(25 * (k**2).sum())
+    assert spectrum.sum() == pytest.approx(n * n * (k**2).sum())
     assert high_freq_energy(noise[:1])[0] == pytest.approx(spectrum[high].sum() / spectrum.sum())
 
 
-def test_noisy_means_rougher_than_white_noise() -> None:
+@pytest.mark.parametrize("shape", [(1, 3, 3), (3, 3, 3), (1, 5, 5), (3, 7, 7)])
+def test_noise_threshold_is_the_95_percent_quantile_of_that_shape(shape) -> None:
+    noise = np.random.default_rng(7).normal(size=(20_000, *shape))
+    share = high_freq_energy(noise)
+    mean, std, threshold = white_noise_distribution(*shape)
+    assert share.mean() == pytest.approx(mean, abs=0.003)
+    assert share.std() == pytest.approx(std, rel=0.03)
+    assert np.mean(share > threshold) == pytest.approx(0.05, abs=0.006)
+
+
+def test_noise_threshold_fits_the_kernel_size() -> None:
+    small = white_noise_distribution(1, 3, 3)[2]
+    large = white_noise_distribution(3, 7, 7)[2]
+    mean = white_noise_high_freq_energy(3, 3)
+    assert small - mean > 2.5 * (large - mean)  # 3x3 noise scatters far more than 7x7x3
+
+
+def test_noisy_means_rougher_than_random_kernels() -> None:
     y, x = np.mgrid[0:5, 0:5]
     smooth = np.exp(-((x - 2) ** 2 + (y - 2) ** 2) / 4.0)
     rough = (-1.0) ** (x + y)
     health = kernel_health(np.stack([smooth, rough])[:, None])
     assert health.noisy.tolist() == [False, True]
-    assert health.summary()["high_freq_energy_white_noise"] == pytest.approx(0.64)
+    s = health.summary()
+    assert s["high_freq_energy_white_noise"] == pytest.approx(1 - (33 / 64) ** 2)
+    assert s["high_freq_noise_threshold"] == pytest.approx(white_noise_distribution(1, 5, 5)[2])
+    random_layer = kernel_health(np.random.default_rng(3).normal(size=(400, 3, 3, 3)))
+    assert abs(random_layer.summary()["high_freq_energy_z"]) < 3
+    assert random_layer.noisy.mean() == pytest.approx(0.05, abs=0.03)
+
+
+def test_health_tells_a_trained_stem_from_its_random_initialisation() -> None:
+    """EfficientNet-Lite0's 3x3 stem, ImageNet-trained, against the same layer at random init."""
+    from convscope.models.efficientnet import WEIGHTS_PACKAGE
+
+    pytest.importorskip(WEIGHTS_PACKAGE)
+    trained = kernel_set(load_model("efficientnet-lite0", weights="imagenet"), "conv_stem")
+    random = kernel_set(load_model("efficientnet-lite0", seed=0), "conv_stem")
+    t, r = trained.health().summary(), random.health().summary()
+    assert t["dead"] == 4 and r["dead"] == 0  # four stem kernels of norm below 1e-6
+    assert t["high_freq_energy_mean"] < r["high_freq_energy_mean"] - 0.15
+    assert t["high_freq_energy_z"] < -8 and abs(r["high_freq_energy_z"]) < 3
+    assert t["noisy"] <= 2  # of 28 live edge and colour detectors (the old measure: 14)
+    assert t["max_cosine"] > r["max_cosine"] + 0.3  # trained kernels come in related pairs
 
 
 # --------------------------------------------------------------------------- over epochs
@@ -484,7 +529,7 @@ def test_images_are_converted_or_refused(lenet, tmp_path: Path) -> None:
     tiny = np.zeros((4, 4), dtype=np.uint8)
     with pytest.raises(ImageError, match="too small"):
         apply_kernel(lenet, "conv2d_2", 0, tiny, full_size=True)
-    with pytest.raises(ImageError, match="sample:china and sample:flower"):
+    with pytest.raises(ImageError, match="sample:china, sample:coffee"):
         resolve_image("sample:moon")
     with pytest.raises(ImageError, match="names 3 images"):
         resolve_image("mnist:test:0-3")

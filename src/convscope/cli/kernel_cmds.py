@@ -31,6 +31,8 @@ HEALTH_COLUMNS = (
     ("mean norm", "norm_mean"),
     ("mean high-freq share", "high_freq_energy_mean"),
     ("white noise's share", "high_freq_energy_white_noise"),
+    ("noisy above", "high_freq_noise_threshold"),
+    ("z vs noise", "high_freq_energy_z"),
 )
 """The health summary table: header and summary key."""
 

@@ -153,7 +153,7 @@ def kernel_health_figure(health: KernelHealth, *, title: str | None = None) -> F
     """Per-kernel L2 norms and high-frequency shares (bars), and the cosine similarities.
 
     Bars are coloured by verdict: dead, near-duplicate, noisy (more high-frequency
-    energy than white noise has on average) or healthy.
+    energy than 95% of white-noise kernels of the same shape) or healthy.
     """
     s = health.summary()
     fig = Figure(figsize=(12, 4.6), layout="constrained")
@@ -166,6 +166,7 @@ def kernel_health_figure(health: KernelHealth, *, title: str | None = None) -> F
     axes[0].set_title("Kernel norms", fontsize=10)
     _bars(axes[1], health.high_freq, colours)
     axes[1].axhline(health.white_noise, color="black", linestyle="--", linewidth=1)
+    axes[1].axhline(health.noise_threshold, color=NOISY, linestyle=":", linewidth=1.2)
     axes[1].set_ylim(0, 1)
     axes[1].set_xlabel("kernel")
     axes[1].set_ylabel("energy share above ½ Nyquist")
@@ -174,12 +175,13 @@ def kernel_health_figure(health: KernelHealth, *, title: str | None = None) -> F
         Patch(color=c, label=lbl)
         for c, lbl in (
             (HEALTHY, "healthy"),
-            (NOISY, "noisy (rougher than white noise)"),
+            (NOISY, "noisy (rougher than 95% of random kernels)"),
             (DUPLICATE, "near-duplicate"),
             (DEAD, "dead"),
         )
     ]
-    handles.append(Line2D([], [], color="black", linestyle="--", label="white noise's share"))
+    handles.append(Line2D([], [], color="black", linestyle="--", label="white noise's mean share"))
+    handles.append(Line2D([], [], color=NOISY, linestyle=":", label="noisy threshold"))
     handles.append(Line2D([], [], color=DEAD, linestyle="--", label="dead threshold"))
     fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8, frameon=False)
     image = axes[2].imshow(
@@ -201,7 +203,8 @@ def kernel_health_figure(health: KernelHealth, *, title: str | None = None) -> F
         f"{s['duplicates']} near-duplicates (cosine > {health.duplicate_threshold}), "
         f"{s['noisy']} noisy; mean high-frequency share "
         f"{'n/a' if mean_hf is None else f'{mean_hf:.2f}'} "
-        f"(white noise {health.white_noise:.2f})"
+        f"(white noise {health.white_noise:.2f}"
+        + (f", z = {s['high_freq_energy_z']:.1f})" if s["high_freq_energy_z"] is not None else ")")
         + (f"; {s['nonfinite']} with NaN/Inf weights" if s["nonfinite"] else "")
     )
     heading = (

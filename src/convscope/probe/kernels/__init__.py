@@ -49,6 +49,7 @@ from convscope.probe.kernels.health import (
     high_freq_energy,
     high_freq_mask,
     kernel_health,
+    white_noise_distribution,
     white_noise_high_freq_energy,
 )
 from convscope.probe.kernels.response import (
@@ -86,5 +87,6 @@ __all__ = [
     "normalize_per_kernel",
     "resolve_image",
     "sample_image",
+    "white_noise_distribution",
     "white_noise_high_freq_energy",
 ]
