@@ -240,3 +240,38 @@ def test_to_batch_empty() -> None:
 
 def test_all_errors_are_convscope_errors() -> None:
     assert issubclass(ImageError, ConvscopeError) and issubclass(DataError, ConvscopeError)
+
+
+def test_scikit_image_photos_are_samples() -> None:
+    pytest.importorskip("skimage")
+    import skimage.data
+
+    chelsea = resolve_images("sample:chelsea")[0]
+    assert chelsea.name == "sample:chelsea" and chelsea.pixels.shape == (300, 451, 3)
+    assert np.array_equal(chelsea.pixels, skimage.data.chelsea())
+    rgb = InputSpec(channels=3, height=224, width=224)
+    camera = resolve_images("sample:camera", input_spec=rgb)[0]  # a gray photo, as RGB
+    assert camera.pixels.shape == (512, 512, 3)
+    assert np.array_equal(camera.pixels[..., 1], skimage.data.camera())
+    for name in ("astronaut", "coffee", "motorcycle", "rocket"):
+        assert resolve_images(f"sample:{name}")[0].pixels.ndim == 3
+
+
+def test_unknown_sample_lists_the_samples() -> None:
+    with pytest.raises(ImageError, match=r"did you mean sample:chelsea|did you mean chelsea"):
+        resolve_images("sample:chelsee")
+    with pytest.raises(ImageError, match="sample:coffee"):
+        resolve_images("sample:nothing")
+
+
+def test_a_sample_of_a_missing_package_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "skimage" else real(name, *a)
+    )
+    with pytest.raises(ImageError, match=r"scikit-image, which is not installed.*pip install"):
+        resolve_images("sample:chelsea")

