@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convscope.cli.app import add_command
@@ -73,9 +72,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     parser.add_argument(
         "--weights",
-        type=Path,
-        metavar="FILE",
-        help="load this state dict or checkpoint into the model",
+        type=weights_value,
+        metavar="FILE|URL|NAME",
+        help="the weights to load: a state dict or checkpoint file; a URL (downloaded with "
+        "torch.hub into $TORCH_HOME/hub/checkpoints, used from there afterwards); or "
+        "'imagenet', the library's pretrained weights for resnet50, efficientnet-lite0, "
+        "torchvision:NAME and timm:NAME (a torchvision weights name such as IMAGENET1K_V2 "
+        "or a timm tag picks others), fetched into the library's cache and used from it "
+        "offline",
     )
     add_store_argument(parser)
     parser.add_argument(
@@ -92,6 +96,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         + "; ".join(f"{mode}: {text}" for mode, text in PREPROCESS_MODES.items())
         + " (default: the model's own)",
     )
+
+
+def weights_value(text: str) -> str:
+    """``--weights``: kept as typed (a path, a URL or a name; see ``load_weights``)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a weights file, a URL or a name such as imagenet")
+    return text
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
