@@ -16,7 +16,7 @@ def test_result_reprs_show_shapes_not_data() -> None:
     text = repr(kernels)
     assert text.startswith("KernelSet(model='lenet', layer='conv2d_2', ")
     assert "weights=array(50x20x5x5 float32)" in text and len(text) < 400
-    assert "array(1000x5x5 float32)" in repr(kernels.grid())  # tiles: 50 x 20 kernels
+    assert "array(1000x5x5 float32)" in repr(kernels.grid(per_channel=True))  # 50 x 20 tiles
     assert "similarity=array(50x50 float64)" in repr(kernels.health())
     maps = feature_maps(model, np.zeros((28, 28), dtype=np.uint8), ["conv2d_1"])
     assert "LayerMaps(...)" in repr(maps) and "pixels=array(28x28 uint8)" in repr(maps)

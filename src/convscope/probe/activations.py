@@ -4,11 +4,13 @@ Hooks are borrowed, never kept: :func:`capture` registers them inside a context
 manager and removes them on exit, also on error. Captured tensors are clones,
 because a later in-place op (torchvision's ResNet reuses one ``ReLU(inplace=True)``
 three times per block) would otherwise overwrite what was captured; every call of
-a reused module is kept, in call order.
+a reused module is kept, in call order. Only the forward passes of the thread that
+opened the block are recorded (see :mod:`convscope.probe.exclusive` for probes).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -66,9 +68,12 @@ def capture(module: nn.Module, names: Iterable[str], *, detach: bool = True) -> 
     targets = resolve_layers(module, list(names))
     captured = Captured(targets)
     handles = []
+    owner = threading.get_ident()  # another thread's forward pass is not ours to record
 
     def hook_for(name: str):
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+            if threading.get_ident() != owner:
+                return
             tensor = _first_tensor(output)
             if tensor is not None:
                 tensor = tensor.detach() if detach else tensor

@@ -36,6 +36,7 @@ from convscope.models.loaded import LoadedModel
 from convscope.naming import close_matches
 from convscope.probe.activations import resolve_layers
 from convscope.probe.base import FigureResult, short_repr
+from convscope.probe.exclusive import one_at_a_time
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -224,6 +225,7 @@ def resolve_target(target: int | str | None, class_names: Sequence[str]) -> int 
     )
 
 
+@one_at_a_time
 def attribute(
     model: LoadedModel,
     image: str | InputImage | np.ndarray,
@@ -268,6 +270,7 @@ def attribute(
     )[0]
 
 
+@one_at_a_time
 def attribute_images(
     model: LoadedModel,
     images: Sequence[InputImage],

@@ -31,6 +31,7 @@ from convscope.models.layers import activate, same_padding
 from convscope.models.loaded import LoadedModel, weights_of
 from convscope.probe.activations import resolve_layers
 from convscope.probe.base import FigureResult, short_repr
+from convscope.probe.exclusive import one_at_a_time
 from convscope.probe.features import ImageLike, forward, model_parts, pick_call, prepare_input
 
 if TYPE_CHECKING:
@@ -236,6 +237,7 @@ def _cells(patch: np.ndarray) -> list[list[float | None]]:
 # --------------------------------------------------------------------------- entry point
 
 
+@one_at_a_time
 def explain(
     model: LoadedModel | nn.Module,
     layer: str,

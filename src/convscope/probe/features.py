@@ -23,6 +23,7 @@ from convscope.errors import ConvscopeError, ImageError, LayerError
 from convscope.models.loaded import LoadedModel
 from convscope.probe.activations import capture, resolve_layers
 from convscope.probe.base import FigureResult, short_repr
+from convscope.probe.exclusive import one_at_a_time
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -218,6 +219,7 @@ class FeatureMaps(FigureResult):
         return feature_table(self)
 
 
+@one_at_a_time
 def feature_maps(
     model: LoadedModel | nn.Module,
     image: ImageLike,

@@ -38,6 +38,7 @@ from convscope.models.loaded import LoadedModel
 from convscope.naming import close_matches
 from convscope.probe.activations import capture, resolve_layers
 from convscope.probe.base import FigureResult, short_repr
+from convscope.probe.exclusive import one_at_a_time
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -720,6 +721,7 @@ def _frozen(module: nn.Module):
 # the optimisation
 
 
+@one_at_a_time
 def maximize(
     model: LoadedModel,
     classes: int | str | Sequence[int | str] | None = None,

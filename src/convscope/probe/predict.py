@@ -10,6 +10,7 @@ import torch
 
 from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
+from convscope.probe.exclusive import one_at_a_time
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Predictions:
         return predictions_html(self)
 
 
+@one_at_a_time
 def probabilities(model: LoadedModel, batch: torch.Tensor) -> torch.Tensor:
     """Softmax of the logits, or the outputs themselves if the model ends in a softmax."""
     module = model.module

@@ -40,6 +40,7 @@ from convscope.data.stream import ArrayStream, ImageStream, open_images
 from convscope.errors import ConvscopeError, ImageError, LayerError
 from convscope.models.loaded import LoadedModel
 from convscope.probe.activations import _first_tensor, capture, resolve_layers
+from convscope.probe.exclusive import one_at_a_time
 from convscope.probe.features import model_parts, parse_layers, pick_call
 
 DEFAULT_BATCH_SIZE = 256
@@ -399,6 +400,7 @@ class _DirectHooks:
         self.handles.clear()
 
 
+@one_at_a_time
 def activations(
     model: LoadedModel | nn.Module,
     images: Images,

@@ -14,6 +14,7 @@ from torch import nn
 
 from convscope.errors import ConvscopeError, ImageError, LayerError
 from convscope.probe.base import FigureResult
+from convscope.probe.exclusive import one_at_a_time
 from convscope.probe.kernels.display import kernel_images, normalize_per_kernel
 from convscope.probe.kernels.weights import _pair, find_conv, kernel_set, kernel_weight
 
@@ -60,6 +61,7 @@ def _input_hook(conv: nn.Module, store: list[torch.Tensor]) -> Iterator[None]:
         handle.remove()
 
 
+@one_at_a_time
 def layer_input(module: nn.Module, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """What ``conv`` receives when ``module`` runs on ``x`` (the forward stops there)."""
     got: list[torch.Tensor] = []
