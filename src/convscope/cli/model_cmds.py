@@ -81,6 +81,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "or a timm tag picks others), fetched into the library's cache and used from it "
         "offline",
     )
+    parser.add_argument(
+        "--seed",
+        type=seed_value,
+        default=0,
+        metavar="S",
+        help="seed of the random initial weights of a model given no weights, and of any "
+        "other randomness of the command, so every run gives the same answer (default 0)",
+    )
     add_store_argument(parser)
     parser.add_argument(
         "--input-shape",
@@ -96,6 +104,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         + "; ".join(f"{mode}: {text}" for mode, text in PREPROCESS_MODES.items())
         + " (default: the model's own)",
     )
+
+
+def seed_value(text: str) -> int:
+    """``--seed``: a whole number of 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
+    return value
 
 
 def weights_value(text: str) -> str:

@@ -20,6 +20,7 @@ from convscope.data.classes import dataset_class_names
 from convscope.data.preprocess import InputSpec, ResizePolicy
 from convscope.errors import ModelError
 from convscope.models.loaded import LoadedModel
+from convscope.models.provenance import random_init_label, run_epoch_label
 from convscope.naming import close_matches
 
 MODEL_FORMS = (
@@ -33,27 +34,35 @@ def load_model(
     *,
     weights: str | Path | None = None,
     input_shape: tuple[int, int, int] | None = None,
-    seed: int | None = None,
+    seed: int | None = 0,
     store: str | Path | None = None,
     preprocess: str | None = None,
 ) -> LoadedModel:
     """Build or load the model ``spec`` names, in eval mode on the CPU.
 
-    With ``seed`` the random initialisation is reproducible (the caller's random
-    state is left as it was). ``run:ID`` is read from ``store`` (default ./convscope-runs).
-    ``preprocess`` (``scale``, ``none``, ``tf``, ``caffe``, ``torch``; see
-    :data:`convscope.models.keras.PREPROCESS_MODES`) replaces the input normalisation of
-    any model, Keras or not; the input size is kept.
+    A freshly built model is initialised from ``seed`` (default 0), so two calls give the
+    same weights and every command is reproducible (the caller's random state is left as
+    it was; ``seed=None`` draws from it). The result's ``weights`` says where the weights
+    came from (``"random init (seed 0)"`` for an untrained model). ``run:ID`` is the run's
+    latest checkpoint and ``run:ID@EPOCH`` that epoch's (0 is before the first update),
+    read from ``store`` (default ./convscope-runs). ``preprocess`` (``scale``, ``none``,
+    ``tf``, ``caffe``, ``torch``; see :data:`convscope.models.keras.PREPROCESS_MODES`)
+    replaces the input normalisation of any model, Keras or not; the input size is kept.
     """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ModelError(f"seed must be a whole number of 0 or more, got {seed!r}")
     if spec.startswith("run:"):
         model = _from_run(spec.split(":", 1)[1], store)
     elif seed is None:
         model = _resolve(spec, input_shape=input_shape)
+        materialize_lazy(model)
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = _resolve(spec, input_shape=input_shape)
-    materialize_lazy(model)
+            materialize_lazy(model)  # lazy layers draw their initial weights here
+    if not model.weights:
+        model.weights = _built_weights_label(model, spec, seed)
     if weights is not None:
         load_weights(model, weights)
     check_finite(model.module, source=str(weights or spec))
@@ -63,6 +72,16 @@ def load_model(
         model.input_spec = with_preprocess(model.input_spec, preprocess)
     model.module.eval()
     return model
+
+
+def _built_weights_label(model: LoadedModel, spec: str, seed: int | None) -> str:
+    """Where a model's weights came from when nothing loaded any into it."""
+    source = model.build.get("source")
+    if source == "keras":
+        return f"Keras file {Path(spec).name}"
+    if source == "file":  # the factory may load weights itself: say only what is known
+        return f"as {spec} builds it " + ("(unseeded)" if seed is None else f"(seed {seed})")
+    return random_init_label(seed)
 
 
 def _resolve(spec: str, *, input_shape: tuple[int, int, int] | None) -> LoadedModel:
@@ -102,17 +121,50 @@ def _resolve(spec: str, *, input_shape: tuple[int, int, int] | None) -> LoadedMo
 
 
 def _from_run(ref: str, store_path: str | Path | None) -> LoadedModel:
-    """The latest checkpoint of a run in the run store."""
+    """A run's checkpoint: ``ID`` for its latest, ``ID@EPOCH`` for that epoch's."""
     from convscope.models.checkpoint import load_checkpoint
     from convscope.store import DEFAULT_STORE_DIR, open_store
 
+    run_ref, _, epoch_text = ref.partition("@")
     with open_store(store_path or DEFAULT_STORE_DIR, create=False) as store:
-        run = store.run(ref)
-        latest = store.latest_checkpoint(run.id)
-        if latest is None:
+        run = store.run(run_ref)
+        checkpoints = store.checkpoints(run.id)
+        if not checkpoints:
             raise ModelError(f"run {run.id} ({run.name}) has no checkpoint yet")
-        model = load_checkpoint(latest[1])
+        if epoch_text:
+            epoch = _parse_epoch(epoch_text, ref)
+            if epoch not in checkpoints:
+                raise ModelError(
+                    f"run {run.id} ({run.name}) has no checkpoint of epoch {epoch}; "
+                    f"it has epochs {_epoch_ranges(sorted(checkpoints))}"
+                )
+        else:
+            epoch = max(checkpoints)
+        model = load_checkpoint(checkpoints[epoch])
+    model.weights = run_epoch_label(run.id, epoch)
     return model
+
+
+def _parse_epoch(text: str, ref: str) -> int:
+    if not text.isdigit():
+        raise ModelError(
+            f"run:{ref}: the epoch after @ must be a whole number such as run:ID@0 or run:ID@5"
+        )
+    return int(text)
+
+
+def _epoch_ranges(epochs: list[int]) -> str:
+    """``[0, 1, 2, 3, 5]`` -> ``"0-3, 5"``: the epochs a run has, short."""
+    parts: list[str] = []
+    start = previous = epochs[0]
+    for epoch in [*epochs[1:], None]:
+        if epoch is not None and epoch == previous + 1:
+            previous = epoch
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if epoch is not None:
+            start = previous = epoch
+    return ", ".join(parts)
 
 
 def build_from_recipe(recipe: Mapping[str, Any]) -> LoadedModel:
@@ -309,6 +361,7 @@ def load_weights(model: LoadedModel, weights: str | Path) -> None:
         raise ModelError(f"{weights}: holds no state dict of tensors")
     state = {k.removeprefix("module."): v for k, v in payload.items()}
     load_state_dict(model.module, state, source=str(weights))
+    model.weights = f"file {Path(weights).name}"
 
 
 def load_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
