@@ -134,7 +134,7 @@ def test_apply_kernel(capsys, checkpoint: Path, tmp_path: Path) -> None:
         (["apply-kernel", "lenet", "--layer", "conv2d_1", "--kernel", "20", "--image",
           "mnist:test:0"], ["20 kernels (0-19); got 20"]),
         (["apply-kernel", "lenet", "--layer", "conv2d_1", "--kernel", "0", "--image",
-          "mnist:test:0-2"], ["names 2 images"]),
+          "mnist:test:0-2", "--index", "2"], ["--index 2 is out of range", "0-1"]),
         (["apply-kernel", "lenet", "--layer", "conv2d_1", "--kernel", "0", "--image",
           "sample:moon"], ["sample:china"]),
         (["apply-kernel", "lenet", "--layer", "conv2d_1", "--kernel", "0", "--image",

@@ -83,3 +83,24 @@ def test_arrays_lists_and_errors() -> None:
         open_images("nothere.png")
     with pytest.raises(ImageError, match="uint8"):
         ArrayStream(pixels.astype(np.float32))
+
+
+def test_pick_image_reads_only_the_chosen_image_and_counts_them() -> None:
+    from convscope.data.stream import chosen_image_note, pick_image
+
+    image, count = pick_image("mnist:test:100-200", 7)
+    assert count == 100 and image.name == "mnist:test:107"
+    test = load_dataset("mnist", "test")
+    np.testing.assert_array_equal(image.pixels, test.images[107])
+    assert image.label == int(test.labels[107])
+    assert chosen_image_note("mnist:test:100-200", count, 7, image.name) == (
+        "mnist:test:100-200 names 100 images; using image 7, mnist:test:107 "
+        "(--index I picks another)"
+    )
+    assert chosen_image_note("mnist:test:5", 1, 0, "mnist:test:5") is None
+    with pytest.raises(
+        ImageError, match=r"--index 100 is out of range: .* so the index must be 0-99"
+    ):
+        pick_image("mnist:test:100-200", 100)
+    with pytest.raises(ImageError, match="counts from 0"):
+        pick_image("mnist:test:100-200", -1)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from convscope.cli.app import add_command
-from convscope.cli.model_cmds import add_model_arguments, load
+from convscope.cli.model_cmds import add_index_argument, add_model_arguments, chosen_image, load
 from convscope.cli.output import add_out_argument, print_json, print_result
 from convscope.errors import ConvscopeError
 
@@ -118,6 +118,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_model_arguments(explain)
     explain.add_argument("--layer", required=True, metavar="L", help="a conv or pooling layer")
     explain.add_argument("--image", required=True, metavar="SPEC", help=IMAGE_HELP)
+    add_index_argument(explain)
     explain.add_argument(
         "--at",
         required=True,
@@ -152,18 +153,6 @@ def parse_position(text: str) -> tuple[int, int]:
     if row < 0 or col < 0:
         raise argparse.ArgumentTypeError(f"ROW and COL start at 0, got {text!r}")
     return row, col
-
-
-def _first_image(args: argparse.Namespace, model: object) -> object:
-    """The first image of --image; a note on stderr when the SPEC names more."""
-    from convscope.probe.features import first_image
-
-    image, count = first_image(args.image, model)  # type: ignore[arg-type]
-    if count > 1:
-        sys.stderr.write(
-            f"convscope: note: {args.image} names {count} images; using the first, {image.name}\n"
-        )
-    return image
 
 
 def run_features(args: argparse.Namespace) -> int:
@@ -243,7 +232,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
     model = load(args)
     explainable(model.module, args.layer)  # layer errors before reading any image
-    image = _first_image(args, model)
+    image = chosen_image(args, model)
     result = explain(model, args.layer, image, args.at, channel=args.channel, call=args.call)  # type: ignore[arg-type]
     if args.out:
         from convscope.cli.output import write_figure

@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 
 from convscope.cli.app import add_command
-from convscope.cli.model_cmds import add_model_arguments, load
+from convscope.cli.model_cmds import add_index_argument, add_model_arguments, chosen_image, load
 from convscope.cli.output import (
     add_out_argument,
     announce,
@@ -108,7 +108,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         commands,
         "apply-kernel",
         "Apply one kernel of a conv layer to an image and show its response: the edge it sees.\n\n"
-        "IMAGE is a SPEC (file, folder, DATASET:SPLIT:INDEX) naming one image, or a photo\n"
+        "IMAGE is a SPEC (file, folder, DATASET:SPLIT:INDEX or A-B: --index picks one), or a photo\n"
         "that ships with scikit-learn: sample:china or sample:flower.",
         "  convscope apply-kernel resnet50 --layer conv1 --kernel 0 --image sample:china "
         "--out r.png\n"
@@ -125,6 +125,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the kernel (output channel) to apply",
     )
     apply.add_argument("--image", required=True, metavar="SPEC", help="the image")
+    add_index_argument(apply)
     apply.add_argument(
         "--full-size",
         action="store_true",
@@ -337,11 +338,12 @@ def run_apply_kernel(args: argparse.Namespace) -> int:
     from convscope.probe.kernels import apply_kernel
 
     model = load(args)
+    image = chosen_image(args, model)
     result = apply_kernel(
         model,
         args.layer,
         args.kernel,
-        args.image,
+        image,
         full_size=args.full_size,
         channel_order="BGR" if args.bgr else None,
     )

@@ -11,6 +11,7 @@ from convscope.errors import ConvscopeError
 from convscope.models.constants import PREPROCESS_MODES
 
 if TYPE_CHECKING:
+    from convscope.data.spec import InputImage
     from convscope.models.loaded import LoadedModel
 
 MODEL_HELP = (
@@ -104,6 +105,30 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         + "; ".join(f"{mode}: {text}" for mode, text in PREPROCESS_MODES.items())
         + " (default: the model's own)",
     )
+
+
+def add_index_argument(parser: argparse.ArgumentParser) -> None:
+    """``--index I``: which image of a SPEC naming several a one-image command uses."""
+    parser.add_argument(
+        "--index",
+        type=int,
+        default=0,
+        metavar="I",
+        help="which image of a SPEC naming several to use (0-based; default 0, the first)",
+    )
+
+
+def chosen_image(args: argparse.Namespace, model: LoadedModel) -> InputImage:
+    """The ``--index`` image of ``--image``; a note on stderr says which, when there are more."""
+    import sys
+
+    from convscope.data.stream import chosen_image_note, pick_image
+
+    image, count = pick_image(args.image, args.index, input_spec=model.input_spec)
+    note = chosen_image_note(args.image, count, args.index, image.name)
+    if note:
+        sys.stderr.write(f"convscope: note: {note}\n")
+    return image
 
 
 def seed_value(text: str) -> int:

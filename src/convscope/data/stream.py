@@ -342,3 +342,35 @@ def open_images(
         raise ImageError(f"no such file or folder: {text}; give {FORMS}")
     dataset, split, start, stop = parse_dataset_spec(text, limit=None)
     return DatasetStream(dataset, split, start, stop, channels)
+
+
+def pick_image(
+    images: str | Sequence[InputImage] | ImageStream,
+    index: int = 0,
+    *,
+    input_spec: InputSpec | None = None,
+) -> tuple[InputImage, int]:
+    """The image at ``index`` of what ``images`` names, and how many it names.
+
+    The one rule for probes that explain one image (explain, attribute, apply-kernel,
+    the feature-map figure): a SPEC naming several gives the one at ``index`` (default
+    the first), and the caller says which it used. Only that image is read.
+    """
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ImageError(f"the image index counts from 0, got {index!r}")
+    stream = open_images(images, input_spec=input_spec)
+    count = len(stream)
+    if index >= count:
+        raise ImageError(
+            f"--index {index} is out of range: {stream.spec} names {count} image(s), "
+            f"so the index must be 0-{count - 1}"
+        )
+    return stream.image(index), count
+
+
+def chosen_image_note(spec: str, count: int, index: int, name: str) -> str | None:
+    """What to tell a user whose SPEC named several images: which one was used."""
+    if count <= 1:
+        return None
+    which = "the first" if index == 0 else f"image {index}"
+    return f"{spec} names {count} images; using {which}, {name} (--index I picks another)"

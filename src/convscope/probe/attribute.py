@@ -238,21 +238,22 @@ def attribute(
     stride: int | None = None,
     baseline: str = "black",
     name: str | None = None,
+    index: int = 0,
 ) -> AttributionResult:
     """Attribute the score of ``target`` (default: the predicted class) for one image.
 
-    ``image`` is a SPEC naming one image (``mnist:test:12``, a file, ``sample:china``),
-    an :class:`InputImage` or uint8 pixels of any size (fitted to the model's input
-    like every other input). ``layer`` is Grad-CAM's layer (default:
+    ``image`` is a SPEC (``mnist:test:12``, a file, ``sample:china``; of several images
+    the one at ``index``, default the first), an :class:`InputImage` or uint8 pixels of
+    any size (fitted to the model's input like every other input). ``layer`` is Grad-CAM's layer (default:
     the last convolution the forward pass calls); ``steps`` the integration steps of
     integrated gradients; ``window``/``stride`` the occlusion patch in pixels
     (default: about 1/7 of the input side, half of that); ``baseline`` the reference
     input of integrated gradients and occlusion (see :data:`BASELINES`).
     """
     if isinstance(image, str):
-        from convscope.probe.kernels.response import resolve_image
+        from convscope.data.stream import pick_image
 
-        image = resolve_image(image, model.input_spec)
+        image, _ = pick_image(image, index, input_spec=model.input_spec)
     if not isinstance(image, InputImage):
         image = InputImage(name or "image", np.asarray(image))
     elif name is not None:

@@ -246,18 +246,19 @@ def explain(
     *,
     channel: int | None = None,
     call: int = -1,
+    index: int = 0,
 ) -> Explanation:
     """Explain output unit ``at`` = (row, column) of ``channel`` of ``layer`` for one input.
 
     ``channel=None`` picks the channel most active at that position. ``image`` is an
-    :class:`~convscope.data.spec.InputImage`, uint8 pixels, a SPEC (its first image) or a
+    :class:`~convscope.data.spec.InputImage`, uint8 pixels, a SPEC (of several images the one at ``index``, default the first) or a
     preprocessed tensor. ``call`` chooses among the calls of a reused module (default:
     the last).
     """
     module, model_name, _ = model_parts(model)
     target = explainable(module, layer)
     kind = layer_kind(target)
-    prepared = prepare_input(model, image)
+    prepared = prepare_input(model, image, index)
     with capture_io(target) as captured:
         forward(module, prepared.batch)
     index = pick_call(len(captured.outputs), call, layer)

@@ -54,16 +54,11 @@ def model_parts(model: LoadedModel | nn.Module) -> tuple[nn.Module, str, LoadedM
     raise TypeError(f"expected a LoadedModel or an nn.Module, got {type(model).__name__}")
 
 
-def first_image(spec: str, loaded: LoadedModel) -> tuple[InputImage, int]:
-    """The first image a SPEC names and how many it names."""
-    from convscope.data.spec import resolve_images
+def prepare_input(model: LoadedModel | nn.Module, image: ImageLike, index: int = 0) -> ProbeInput:
+    """Bring ``image`` to a one-input batch for ``model``.
 
-    images = resolve_images(spec, input_spec=loaded.input_spec)
-    return images[0], len(images)
-
-
-def prepare_input(model: LoadedModel | nn.Module, image: ImageLike) -> ProbeInput:
-    """Bring ``image`` to a one-input batch for ``model`` (a SPEC gives its first image).
+    A SPEC naming several images gives the one at ``index`` (default the first; see
+    :func:`~convscope.data.stream.pick_image`), whose name says which it is.
 
     A tensor is taken as already preprocessed (``C x H x W`` or ``1 x C x H x W``);
     images, pixels and SPECs need a :class:`LoadedModel`, whose input spec says how.
@@ -85,7 +80,9 @@ def prepare_input(model: LoadedModel | nn.Module, image: ImageLike) -> ProbeInpu
 
     name, label = "input pixels", None
     if isinstance(image, str):
-        image, _ = first_image(image, loaded)
+        from convscope.data.stream import pick_image
+
+        image, _ = pick_image(image, index, input_spec=loaded.input_spec)
     if isinstance(image, InputImage):
         name, label = image.name, image.label_name
         pixels = image.pixels
@@ -226,17 +223,18 @@ def feature_maps(
     layers: Sequence[str] | str,
     *,
     call: int = -1,
+    index: int = 0,
 ) -> FeatureMaps:
     """The outputs of ``layers`` (names, or one comma-separated string) for one input.
 
-    ``image`` is an :class:`InputImage`, uint8 pixels, a SPEC (its first image) or a
-    preprocessed tensor. A module that runs several times in one pass (a reused
+    ``image`` is an :class:`InputImage`, uint8 pixels, a SPEC (of several images the one
+    at ``index``, default the first) or a preprocessed tensor. A module that runs several times in one pass (a reused
     ReLU) gives the output of call ``call`` (default: the last).
     """
     module, name, loaded = model_parts(model)
     names = parse_layers(layers)
     targets = resolve_layers(module, names)
-    prepared = prepare_input(model, image)
+    prepared = prepare_input(model, image, index)
     with capture(module, names) as captured:
         forward(module, prepared.batch)
     results = []

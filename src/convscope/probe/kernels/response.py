@@ -182,6 +182,7 @@ def apply_kernel(
     *,
     full_size: bool = False,
     channel_order: str | None = None,
+    index: int = 0,
 ) -> KernelResponse:
     """Apply kernel ``kernel`` of conv layer ``layer`` to an image: what edge does it see?
 
@@ -190,7 +191,8 @@ def apply_kernel(
     kept at its own size with ``full_size``), normalised, and run through the model up
     to the layer; the response is :func:`conv_response` on what the layer receives
     (the image itself for a first layer), i.e. exactly that output channel of the
-    layer before its activation. ``channel_order="BGR"`` feeds the image as BGR.
+    layer before its activation. ``channel_order="BGR"`` feeds the image as BGR. A SPEC
+    naming several images gives the one at ``index`` (default the first).
     """
     from convscope.data.spec import InputImage
 
@@ -200,7 +202,9 @@ def apply_kernel(
             raise ConvscopeError("--bgr needs a model with three input channels")
         spec = replace(spec, channel_order=channel_order)
     if isinstance(image, str):
-        image = resolve_image(image, spec)
+        from convscope.data.stream import pick_image
+
+        image, _ = pick_image(image, index, input_spec=spec)
     name = image.name if isinstance(image, InputImage) else "image"
     raw = image.pixels if isinstance(image, InputImage) else np.asarray(image)
     kernels = kernel_set(model, layer)
