@@ -241,10 +241,14 @@ def test_methods_and_targets_are_parsed_with_helpful_errors() -> None:
     assert resolve_target("trouser", classes) == 1
     assert resolve_target("2", classes) == 2
     assert resolve_target(None, classes) is None
-    with pytest.raises(ConvscopeError, match="0=T-shirt/top, 1=Trouser, 2=Pullover"):
+    with pytest.raises(
+        ConvscopeError, match="the classes are 0 T-shirt/top, 1 Trouser, 2 Pullover"
+    ):
         resolve_target("Sandal", classes)
-    with pytest.raises(ConvscopeError, match="0-2"):
+    with pytest.raises(ConvscopeError, match="class '7' is out of range"):
         resolve_target(7, classes)
+    with pytest.raises(ConvscopeError, match="'0-2' names 3 classes; the target class is one"):
+        resolve_target("0-2", classes)
 
 
 def test_result_to_dict_and_stacked_maps() -> None:

@@ -36,6 +36,7 @@ from convscope.models.loaded import LoadedModel
 from convscope.naming import close_matches
 from convscope.probe.activations import resolve_layers
 from convscope.probe.base import FigureResult, short_repr
+from convscope.probe.classes import one_class
 from convscope.probe.exclusive import one_at_a_time
 
 if TYPE_CHECKING:
@@ -66,7 +67,6 @@ _ALIASES = {
 }
 
 DEFAULT_STEPS = 50
-MAX_CLASSES_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -201,28 +201,11 @@ def parse_methods(text: str | Sequence[str]) -> list[str]:
 
 
 def resolve_target(target: int | str | None, class_names: Sequence[str]) -> int | None:
-    """A class index from an index or a class name (``None`` stays ``None``: the prediction)."""
-    if target is None:
-        return None
-    count = len(class_names)
-    text = str(target).strip()
-    lowered = [name.lower() for name in class_names]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
-    if text.lstrip("-").isdigit():
-        index = int(text)
-        if 0 <= index < count:
-            return index
-        raise ConvscopeError(
-            f"target class {index} is out of range: the model has {count} classes (0-{count - 1})"
-        )
-    if count <= MAX_CLASSES_LISTED:
-        listed = ", ".join(f"{i}={name}" for i, name in enumerate(class_names))
-        raise ConvscopeError(f"unknown target class {text!r}; give an index or a name: {listed}")
-    raise ConvscopeError(
-        f"unknown target class {text!r}{close_matches(text, class_names)} "
-        f"(give a class name or an index 0-{count - 1})"
-    )
+    """The one class index ``target`` names (``None`` stays ``None``: the prediction).
+
+    The grammar and messages are :mod:`convscope.probe.classes`'s, as for ``maximize``.
+    """
+    return None if target is None else one_class(target, class_names)
 
 
 @one_at_a_time

@@ -35,9 +35,9 @@ from torch import nn
 from convscope.data.preprocess import InputSpec
 from convscope.errors import ConvscopeError, LayerError
 from convscope.models.loaded import LoadedModel
-from convscope.naming import close_matches
 from convscope.probe.activations import capture, resolve_layers
 from convscope.probe.base import FigureResult, short_repr
+from convscope.probe.classes import ClassSpec, class_indices
 from convscope.probe.exclusive import one_at_a_time
 
 if TYPE_CHECKING:
@@ -188,68 +188,11 @@ class ModelOutputError(ConvscopeError):
         )
 
 
-def class_targets(model: LoadedModel, spec: int | str | Sequence[int | str]) -> list[Target]:
-    """Targets for classes: an index, a name (``"Trouser"``), ``"all"``, ``"0-9"``, ``"1,7"``.
-
-    Ranges are inclusive. An unknown class is an error that lists the classes.
-    """
+def class_targets(model: LoadedModel, spec: ClassSpec) -> list[Target]:
+    """Targets for classes, in the grammar of :mod:`convscope.probe.classes`: an index, a
+    name (``"Trouser"``), ``"all"``, an inclusive range ``"0-9"`` or a list ``"1,7"``."""
     classes = model_classes(model)
-    if isinstance(spec, (int, np.integer)):
-        items: list[int | str] = [int(spec)]
-    elif isinstance(spec, str):
-        items = [spec] if _class_index(spec, classes) is not None else spec.split(",")
-    else:
-        items = list(spec)
-    indices: list[int] = []
-    for item in items:
-        indices.extend(_class_indices(item, classes))
-    if not indices:
-        raise ConvscopeError(f"no classes given; {_class_list(classes)}")
-    unique = list(dict.fromkeys(indices))
-    return [Target("class", i, classes[i]) for i in unique]
-
-
-def _class_index(text: str, classes: tuple[str, ...]) -> int | None:
-    """The index of a class named ``text`` (exactly, else ignoring case), or None."""
-    if text in classes:
-        return classes.index(text)
-    folded = [c.casefold() for c in classes]
-    return folded.index(text.casefold()) if text.casefold() in folded else None
-
-
-def _class_indices(item: int | str, classes: tuple[str, ...]) -> list[int]:
-    """The class indices one item names: an index, a name, ``all`` or an inclusive range."""
-    count = len(classes)
-    text = str(int(item)) if isinstance(item, (int, np.integer)) else str(item).strip()
-    named = _class_index(text, classes)
-    if named is not None:
-        return [named]
-    if text.casefold() == "all":
-        return list(range(count))
-    lo, sep, hi = text.partition("-")
-    try:
-        first, last = (int(lo), int(hi)) if sep and lo else (int(text), int(text))
-    except ValueError:
-        hint = close_matches(text, classes)
-        raise ConvscopeError(f"unknown class {text!r}{hint}; {_class_list(classes)}") from None
-    if first > last:
-        raise ConvscopeError(
-            f"class range {text!r} is empty; write it low-high, e.g. {last}-{first}"
-        )
-    if not (0 <= first <= last < count):
-        raise ConvscopeError(f"class {text!r} is out of range; {_class_list(classes)}")
-    return list(range(first, last + 1))
-
-
-def _class_list(classes: tuple[str, ...], limit: int = 20) -> str:
-    """``"the classes are 0 T-shirt/top, 1 Trouser, ..."`` (long lists shortened)."""
-    shown = ", ".join(f"{i} {name}" if name != str(i) else name for i, name in enumerate(classes))
-    if len(classes) > limit:
-        head = ", ".join(
-            f"{i} {name}" if name != str(i) else name for i, name in enumerate(classes[:limit])
-        )
-        shown = f"{head}, ... ({len(classes)} classes; give an index 0-{len(classes) - 1})"
-    return f"the classes are {shown}"
+    return [Target("class", i, classes[i]) for i in class_indices(spec, classes)]
 
 
 def channel_targets(model: LoadedModel, spec: str | Sequence[str]) -> list[Target]:
