@@ -51,3 +51,11 @@ def test_one_class_refuses_several() -> None:
         one_class("all", FASHION)
     long = tuple(str(i) for i in range(1000))
     assert class_list(long).endswith("... (1000 classes; give an index 0-999)")
+
+
+def test_class_names_fall_back_to_indices() -> None:
+    from convscope.data.classes import class_names_for
+
+    assert class_names_for(FASHION, 5) == FASHION
+    assert class_names_for(FASHION, 3) == ("0", "1", "2")  # names that do not fit the output
+    assert class_names_for(None, 2) == ("0", "1")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from convscope.data.classes import dataset_class_names
+from convscope.data.classes import class_names_for, dataset_class_names
 from convscope.embed.projection import ProjectionParams, fit_layout
 from convscope.embed.scores import SCORE_NAMES, SeparationScores, separation_scores
 from convscope.errors import LayerError
@@ -189,6 +189,4 @@ def _snapshot_records(store: RunStore, run_id: str, layer: str) -> dict[int, Art
 
 def _class_names(dataset: str, labels: np.ndarray) -> tuple[str, ...]:
     names = dataset_class_names(dataset)
-    if names is not None:
-        return names
-    return tuple(str(i) for i in range(int(labels.max()) + 1))
+    return names if names is not None else class_names_for(None, int(labels.max()) + 1)

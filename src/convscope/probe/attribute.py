@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from convscope.data.classes import class_names_for
 from convscope.data.images import fit_to_spec
 from convscope.data.spec import InputImage
 from convscope.errors import ConvscopeError, LayerError, ModelError
@@ -304,9 +305,7 @@ def _attribute_one(
     base = _baseline(baseline, model)
     outputs, calls = _forward(module, x, model.name)
     count = outputs.shape[1]
-    classes = tuple(model.class_names or ())
-    if len(classes) != count:
-        classes = tuple(str(i) for i in range(count))
+    classes = class_names_for(model.class_names, count)
     probs = outputs if model.outputs_probabilities else torch.softmax(outputs, dim=1)
     predicted = int(outputs.argmax(dim=1))
     index = resolve_target(target, classes)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convscope.data.classes import class_names_for
 from convscope.data.preprocess import InputSpec
 from convscope.errors import ConvscopeError, LayerError
 from convscope.models.loaded import LoadedModel
@@ -175,7 +176,7 @@ def model_classes(model: LoadedModel) -> tuple[str, ...]:
     outputs = _probe_forward(model)
     if outputs.ndim != 2:
         raise ModelOutputError(model.name, tuple(outputs.shape))
-    return tuple(str(i) for i in range(outputs.shape[1]))
+    return class_names_for(None, outputs.shape[1])
 
 
 class ModelOutputError(ConvscopeError):

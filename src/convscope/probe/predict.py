@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from convscope.data.classes import class_names_for
 from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
 from convscope.probe.exclusive import one_at_a_time
@@ -122,7 +123,7 @@ def predict(
     if len(names) != len(batch) or (labels is not None and len(labels) != len(batch)):
         raise ConvscopeError(f"give one name (and label) per image: {len(batch)} images")
     probs = probabilities(model, batch)
-    classes = model.class_names or tuple(str(i) for i in range(probs.shape[1]))
+    classes = class_names_for(model.class_names, probs.shape[1])
     k = min(top_k, probs.shape[1])
     values, indices = probs.topk(k, dim=1)
     results = [

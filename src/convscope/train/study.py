@@ -107,7 +107,7 @@ def run_study(
 
 def run_result(store: Any, run_id: str) -> RunResult:
     """A run's curves, test numbers and confusion matrix, read back from the store."""
-    from convscope.data.classes import dataset_class_names
+    from convscope.data.classes import class_names_for, dataset_class_names
     from convscope.models.loading import load_model
     from convscope.probe.summary import count_params
 
@@ -131,7 +131,7 @@ def run_result(store: Any, run_id: str) -> RunResult:
         train_acc=series("train_acc"),
         val_loss=series("val_loss"),
         val_acc=series("val_acc"),
-        class_names=dataset_class_names(run.dataset) or tuple(str(i) for i in range(10)),
+        class_names=dataset_class_names(run.dataset) or class_names_for(None, 10),
         test_loss=last("test_loss"),
         test_acc=last("test_acc"),
         seconds_per_epoch=float(np.nanmean(seconds)) if len(seconds) else None,
