@@ -133,9 +133,11 @@ def load_pretrained(model: LoadedModel, name: str) -> None:
     elif source == "timm":
         _timm(model, model.build["name"], name)
         return
+    not_a_file = "" if name.lower() == IMAGENET else f"; there is no file {name!r} either"
     raise ModelError(
         f"{model.name} has no pretrained weights to take by name ({name!r}); --weights "
-        f"{IMAGENET} works for {WITH_PRETRAINED}; give this model a weights file or URL instead"
+        f"{IMAGENET} works for {WITH_PRETRAINED}; give this model a weights file or URL "
+        f"instead{not_a_file}"
     )
 
 

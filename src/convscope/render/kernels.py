@@ -183,7 +183,7 @@ def kernel_health_figure(health: KernelHealth, *, title: str | None = None) -> F
     handles.append(Line2D([], [], color="black", linestyle="--", label="white noise's mean share"))
     handles.append(Line2D([], [], color=NOISY, linestyle=":", label="noisy threshold"))
     handles.append(Line2D([], [], color=DEAD, linestyle="--", label="dead threshold"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     image = axes[2].imshow(
         np.ma.masked_invalid(health.similarity),
         cmap=DIVERGING,
