@@ -13,7 +13,7 @@ from convscope.errors import ConvscopeError
 
 IMAGE_HELP = (
     "the input: an image file, DATASET:SPLIT:INDEX (e.g. mnist:test:12), a sample photo "
-    "(sample:china or sample:flower), or a folder / range, of which the first image is used"
+    "(sample:china, sample:chelsea, ...), or a folder / range, of which the first image is used"
 )
 
 FEATURES_IMAGE_HELP = (

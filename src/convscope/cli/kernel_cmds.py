@@ -109,7 +109,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "apply-kernel",
         "Apply one kernel of a conv layer to an image and show its response: the edge it sees.\n\n"
         "IMAGE is a SPEC (file, folder, DATASET:SPLIT:INDEX or A-B: --index picks one), or a photo\n"
-        "that ships with scikit-learn: sample:china or sample:flower.",
+        "that ships with scikit-learn or scikit-image: sample:china, sample:chelsea, sample:coffee...",
         "  convscope apply-kernel resnet50 --layer conv1 --kernel 0 --image sample:china "
         "--out r.png\n"
         "  convscope apply-kernel lenet --layer conv2d_1 --kernel 3 --image mnist:test:0 --json\n"

@@ -55,7 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "predict",
         "Predict classes of images with their probabilities.\n\n"
         "IMAGE is a file, a folder of images, DATASET:SPLIT:INDEX, DATASET:SPLIT:A-B\n"
-        "(A inclusive, B exclusive) or a sample photo (sample:china, sample:flower).\n"
+        "(A inclusive, B exclusive) or a sample photo (sample:china, sample:chelsea, ...).\n"
         "Images are converted to what the model expects.",
         "  convscope predict lenet --image mnist:test:12\n"
         "  convscope predict run.ckpt --image fashion-mnist:test:0-16 --json\n"
