@@ -35,6 +35,7 @@ import torch
 
 from convscope.errors import ConvscopeError
 from convscope.files import check_writable
+from convscope.models.modes import evaluating
 
 if TYPE_CHECKING:
     from convscope.data.preprocess import InputSpec
@@ -359,14 +360,11 @@ def _output_name(loaded: LoadedModel) -> str:
     """``probabilities``, ``logits`` (one row of class scores per image) or ``features``."""
     if loaded.outputs_probabilities:
         return "probabilities"
-    module, was_training = loaded.module, loaded.module.training
     try:
-        with torch.no_grad():
-            out = module.eval()(_dummy(loaded.input_spec))
+        with evaluating(loaded.module) as module:
+            out = module(_dummy(loaded.input_spec))
     except Exception:  # the exporter reports a model that does not run, in one line
         return "logits"
-    finally:
-        module.train(was_training)
     return "logits" if isinstance(out, torch.Tensor) and out.dim() == 2 else "features"
 
 
@@ -380,8 +378,6 @@ def _dummy(spec: InputSpec) -> torch.Tensor:
 def _trace(loaded: LoadedModel, tmp: Path, opset: int | None, exporter: str, output: str) -> None:
     """Run torch's exporter quietly (it prints progress), turning failures into one line."""
     module = loaded.module
-    was_training = module.training
-    module.eval()
     common: dict[str, Any] = {
         "input_names": [INPUT_NAME],
         "output_names": [output],
@@ -396,6 +392,7 @@ def _trace(loaded: LoadedModel, tmp: Path, opset: int | None, exporter: str, out
     chatter = io.StringIO()
     try:
         with (
+            evaluating(module, grad=True),
             contextlib.redirect_stdout(chatter),
             contextlib.redirect_stderr(chatter),
             warnings.catch_warnings(),
@@ -408,8 +405,6 @@ def _trace(loaded: LoadedModel, tmp: Path, opset: int | None, exporter: str, out
             f"{loaded.name} cannot be exported to ONNX with the {exporter} exporter "
             f"({failure_reason(exc)}); try --exporter {other}"
         ) from exc
-    finally:
-        module.train(was_training)
 
 
 def _check_batch_axis(loaded: LoadedModel, proto: Any, exporter: str) -> None:
@@ -450,14 +445,8 @@ def failure_reason(exc: BaseException) -> str:
 
 def _torch_outputs(loaded: LoadedModel, x: torch.Tensor) -> list[np.ndarray]:
     """The module's outputs as numpy arrays (a tuple of outputs flattened in order)."""
-    module = loaded.module
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            out = module(x)
-    finally:
-        module.train(was_training)
+    with evaluating(loaded.module) as module:
+        out = module(x)
     return [t.detach().cpu().numpy() for t in _flatten(out)]
 
 

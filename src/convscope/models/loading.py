@@ -20,6 +20,7 @@ from convscope.data.classes import dataset_class_names
 from convscope.data.preprocess import InputSpec, ResizePolicy
 from convscope.errors import ModelError
 from convscope.models.loaded import LoadedModel
+from convscope.models.modes import evaluating
 from convscope.models.provenance import random_init_label, run_epoch_label
 from convscope.naming import close_matches
 
@@ -314,18 +315,14 @@ def materialize_lazy(model: LoadedModel) -> None:
 
     if not any(isinstance(p, UninitializedParameter) for p in model.module.parameters()):
         return
-    was_training = model.module.training
-    model.module.eval()
     try:
-        with torch.no_grad():
+        with evaluating(model.module):
             model.module(torch.zeros(1, *model.input_spec.shape))
     except RuntimeError as exc:
         raise ModelError(
             f"{model.name}: running an input of shape {model.input_spec.shape} failed ({exc}); "
             "check --input-shape"
         ) from exc
-    finally:
-        model.module.train(was_training)
 
 
 def load_weights(model: LoadedModel, weights: str | Path) -> None:

@@ -34,6 +34,7 @@ from convscope.data.images import fit_to_spec
 from convscope.data.spec import InputImage
 from convscope.errors import ConvscopeError, LayerError, ModelError
 from convscope.models.loaded import LoadedModel
+from convscope.models.modes import evaluating
 from convscope.naming import close_matches
 from convscope.probe.activations import resolve_layers
 from convscope.probe.base import FigureResult, short_repr
@@ -350,12 +351,8 @@ def _attribution_module(module: nn.Module) -> Iterator[nn.Module]:
         for sub in module.modules():
             if getattr(sub, "inplace", False) is True:
                 sub.inplace = False
-    was_training = module.training
-    module.eval()
-    try:
+    with evaluating(module, grad=True):
         yield module
-    finally:
-        module.train(was_training)
 
 
 def _forward(

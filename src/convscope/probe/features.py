@@ -21,6 +21,7 @@ from torch import nn
 from convscope.data.spec import InputImage
 from convscope.errors import ConvscopeError, ImageError, LayerError
 from convscope.models.loaded import LoadedModel
+from convscope.models.modes import evaluating
 from convscope.probe.activations import capture, resolve_layers
 from convscope.probe.base import FigureResult, short_repr
 from convscope.probe.exclusive import one_at_a_time
@@ -96,13 +97,8 @@ def prepare_input(model: LoadedModel | nn.Module, image: ImageLike, index: int =
 
 def forward(module: nn.Module, batch: torch.Tensor) -> None:
     """One forward pass in eval mode without gradients (the module's mode is restored)."""
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            module(batch)
-    finally:
-        module.train(was_training)
+    with evaluating(module):
+        module(batch)
 
 
 def pick_call(calls: int, call: int, name: str) -> int:

@@ -21,6 +21,7 @@ from torch import nn
 
 from convscope.errors import ConvscopeError, ModelError
 from convscope.models.loaded import LoadedModel, weights_of
+from convscope.models.modes import evaluating
 from convscope.probe.base import FigureResult
 from convscope.probe.summary import count_params
 
@@ -163,9 +164,7 @@ def model_graph(
             raise ValueError("input_shape is needed for a bare nn.Module")
     name = name or type(module).__name__
     example = torch.zeros(1, *input_shape)
-    was_training = module.training
-    module.eval()
-    try:
+    with evaluating(module, grad=True):
         try:
             graph = _traced_graph(module, example, depth, max_nodes)
         except Exception as exc:  # any tracing failure: draw the module tree instead
@@ -176,8 +175,6 @@ def model_graph(
                 "showing the module tree (what contains what), not the data flow"
             )
             graph = _module_tree(module, shapes, depth, max_nodes, note)
-    finally:
-        module.train(was_training)
     total = count_params(module)[0]
     missing = total - sum(node.params for node in graph.nodes)
     note = graph.note

@@ -36,6 +36,7 @@ from convscope.data.classes import class_names_for
 from convscope.data.preprocess import InputSpec
 from convscope.errors import ConvscopeError, LayerError
 from convscope.models.loaded import LoadedModel
+from convscope.models.modes import evaluating
 from convscope.probe.activations import capture, resolve_layers
 from convscope.probe.base import FigureResult, short_repr
 from convscope.probe.classes import ClassSpec, class_indices
@@ -649,16 +650,14 @@ def process_compute_mode(elements: int, threads: int | None = None):
 def _frozen(module: nn.Module):
     """Eval mode and no weight gradients inside the block (both restored after)."""
     flags = [(p, p.requires_grad) for p in module.parameters()]
-    was_training = module.training
-    module.eval()
-    try:
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        module.train(was_training)
+    with evaluating(module, grad=True):
+        try:
+            for p, _ in flags:
+                p.requires_grad_(False)
+            yield
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
 
 
 # --------------------------------------------------------------------------------------------

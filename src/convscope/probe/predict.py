@@ -11,6 +11,7 @@ import torch
 from convscope.data.classes import class_names_for
 from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
+from convscope.models.modes import evaluating
 from convscope.probe.exclusive import one_at_a_time
 
 
@@ -69,13 +70,8 @@ class Predictions:
 def probabilities(model: LoadedModel, batch: torch.Tensor) -> torch.Tensor:
     """Softmax of the logits, or the outputs themselves if the model ends in a softmax."""
     module = model.module
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            outputs = module(batch)
-    finally:
-        module.train(was_training)
+    with evaluating(module):
+        outputs = module(batch)
     if not isinstance(outputs, torch.Tensor) or outputs.dim() != 2:
         shape = "x".join(map(str, outputs.shape)) if isinstance(outputs, torch.Tensor) else None
         raise ConvscopeError(

@@ -39,6 +39,7 @@ from convscope.data.spec import InputImage
 from convscope.data.stream import ArrayStream, ImageStream, open_images
 from convscope.errors import ConvscopeError, ImageError, LayerError
 from convscope.models.loaded import LoadedModel
+from convscope.models.modes import evaluating
 from convscope.probe.activations import _first_tensor, capture, resolve_layers
 from convscope.probe.exclusive import one_at_a_time
 from convscope.probe.features import model_parts, parse_layers, pick_call
@@ -449,10 +450,8 @@ def activations(
     else:
         sink = _Memory()
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    was_training = module.training
-    module.eval()
     try:
-        with torch.inference_mode():
+        with evaluating(module, grad=True), torch.inference_mode():
             calls = _run(module, source, names, targets, sink, batch_size, call, device, progress)
         arrays, paths = sink.commit()
     except BaseException:
@@ -461,8 +460,6 @@ def activations(
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if still empty
         raise
-    finally:
-        module.train(was_training)
     return Activations(
         model=name,
         spec=source.spec,

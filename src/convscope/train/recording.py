@@ -17,6 +17,7 @@ from torch import nn
 
 from convscope.data.preprocess import InputSpec
 from convscope.data.sampling import stratified_indices
+from convscope.models.modes import evaluating
 from convscope.probe.activations import capture, resolve_layers
 from convscope.probe.kernels.weights import kernel_weight
 
@@ -62,17 +63,12 @@ def snapshot_layers(
     if not layers:
         return {}
     resolve_layers(module, layers)
-    was_training = module.training
-    module.eval()
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
-    try:
-        with torch.no_grad():
-            for start in range(0, len(probe.labels), batch_size):
-                x = spec.normalize(probe.pixels[start : start + batch_size])
-                with capture(module, layers) as got:
-                    module(x)
-                for name in layers:
-                    parts[name].append(got.output(name).to(torch.float32))
-    finally:
-        module.train(was_training)
+    with evaluating(module):
+        for start in range(0, len(probe.labels), batch_size):
+            x = spec.normalize(probe.pixels[start : start + batch_size])
+            with capture(module, layers) as got:
+                module(x)
+            for name in layers:
+                parts[name].append(got.output(name).to(torch.float32))
     return {name: torch.cat(chunks).contiguous().numpy() for name, chunks in parts.items()}
