@@ -33,10 +33,7 @@ import numpy as np
 import torch
 
 from convscope.data.images import (
-    ImageFolder,
     fit_to_spec,
-    list_images,
-    match_channels,
     read_pixels,
 )
 from convscope.data.preprocess import InputSpec
@@ -129,27 +126,26 @@ class InputImage:
 
 
 def resolve_images(spec: str, *, input_spec: InputSpec | None = None) -> list[InputImage]:
-    """Load the images a SPEC names; with ``input_spec`` the pixels get its channel count."""
-    channels = None if input_spec is None else input_spec.channels
+    """Load the images a SPEC names; with ``input_spec`` the pixels get its channel count.
+
+    Every image is loaded at once, so a SPEC may name at most :data:`MAX_IMAGES`; the
+    streaming path (:func:`convscope.data.stream.open_images`) reads any number.
+    """
+    from convscope.data.stream import FolderStream, open_images
+
     text = spec.strip()
-    if not text:
-        raise ImageError(f"the image SPEC is empty; give {FORMS}")
-    path = Path(text).expanduser()
-    if path.exists():
-        if path.is_dir():
-            return _from_folder(path, channels)
-        return [InputImage(name=path.name, pixels=read_pixels(path, channels))]
-    if text.startswith("sample:"):
-        pixels = sample_image(text.split(":", 1)[1])
-        return [
-            InputImage(
-                name=text, pixels=pixels if channels is None else match_channels(pixels, channels)
-            )
-        ]
-    if _WINDOWS_DRIVE.match(text) or ":" not in text:
-        raise ImageError(f"no such file or folder: {text}; give {FORMS}")
-    dataset, split, start, stop = parse_dataset_spec(text)
-    return _from_dataset(dataset, split, start, stop, channels)
+    names_dataset = (
+        ":" in text and not text.startswith("sample:") and not _WINDOWS_DRIVE.match(text)
+    )
+    if names_dataset and not Path(text).expanduser().exists():
+        parse_dataset_spec(text)  # a range over the cap is refused before any loading
+    stream = open_images(spec, input_spec=input_spec)
+    if isinstance(stream, FolderStream) and len(stream) > MAX_IMAGES:
+        raise ImageError(
+            f"{stream.folder} holds {len(stream)} images, more than {MAX_IMAGES} at a time for "
+            f"a command that loads them all; split it into smaller folders ({STREAM_HINT})"
+        )
+    return stream.images()
 
 
 def parse_dataset_spec(spec: str, *, limit: int | None = -1) -> tuple[str, str, int, int]:
@@ -195,26 +191,6 @@ def to_batch(images: Sequence[InputImage | np.ndarray], input_spec: InputSpec) -
     return input_spec.normalize(batch)
 
 
-def _from_dataset(
-    dataset: str, split: str, start: int, stop: int, channels: int | None
-) -> list[InputImage]:
-    """Samples ``start:stop`` of a dataset split, named ``DATASET:SPLIT:INDEX``."""
-    from convscope.data.datasets import load_dataset
-
-    data = load_dataset(dataset, split)
-    n = len(data)
-    _check_range(dataset, split, start, stop, n)
-    out = []
-    for i in range(start, stop):
-        pixels = np.array(data.images[i])  # a copy: do not pin the whole split in memory
-        if channels is not None:
-            pixels = match_channels(pixels, channels)
-        label = int(data.labels[i])
-        label_name = data.class_names[label] if 0 <= label < len(data.class_names) else None
-        out.append(InputImage(f"{dataset}:{split}:{i}", pixels, label, label_name))
-    return out
-
-
 def _check_range(dataset: str, split: str, start: int, stop: int, n: int) -> None:
     """Raise when ``start:stop`` does not lie inside a split of ``n`` images."""
     where = f"{dataset}:{split} has {n} images"
@@ -225,35 +201,4 @@ def _check_range(dataset: str, split: str, start: int, stop: int, n: int) -> Non
     if stop > n:
         raise ImageError(
             f"range {start}-{stop} is out of range: {where}; A must be 0-{n - 1} and B at most {n}"
-        )
-
-
-def _from_folder(folder: Path, channels: int | None) -> list[InputImage]:
-    """Images directly in ``folder``, or else the ImageFolder layout below it."""
-    files = list_images(folder)
-    if files:
-        _check_count(folder, len(files))
-        return [InputImage(p.name, read_pixels(p, channels)) for p in files]
-    has_subfolders = any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir())
-    if not has_subfolders:
-        raise ImageError(
-            f"{folder} holds no image files; put images in it, or use one sub-folder "
-            "per class (FOLDER/<class>/<image>)"
-        )
-    images = ImageFolder(folder, channels=channels)
-    _check_count(folder, len(images))
-    out = []
-    for i, path in enumerate(images.paths):
-        pixels, label = images[i]
-        name = path.relative_to(folder).as_posix()
-        out.append(InputImage(name, pixels, label, images.class_names[label]))
-    return out
-
-
-def _check_count(folder: Path, n: int) -> None:
-    """Refuse folders with more images than one SPEC may name."""
-    if n > MAX_IMAGES:
-        raise ImageError(
-            f"{folder} holds {n} images, more than {MAX_IMAGES} at a time for a command that "
-            f"loads them all; split it into smaller folders ({STREAM_HINT})"
         )
