@@ -155,3 +155,17 @@ def test_save_writes_svg_and_dot_directly(tmp_path) -> None:
     graph = model_graph(load_model("lenet5", seed=0))
     assert "<svg" in Path(graph.save(str(tmp_path / "m.svg"))).read_text()[:300]
     assert Path(graph.save(str(tmp_path / "m.dot"))).read_text().startswith("digraph")
+
+
+def test_bare_module_without_input_shape_is_the_same_error_for_diagram_and_summary() -> None:
+    from convscope.errors import ConvscopeError
+    from convscope.probe.summary import summarize
+
+    module = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))
+    messages = []
+    for probe in (model_graph, summarize):
+        with pytest.raises(ConvscopeError, match=r"needs input_shape=\(C, H, W\)") as error:
+            probe(module)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+    assert model_graph(module, (1, 5, 5)).model == "Sequential"

@@ -47,3 +47,24 @@ class LoadedModel:
             f"input={self.input_spec.shape}, classes={len(self.class_names or ())}, "
             f"source={self.build.get('source')!r}, weights={self.weights!r})"
         )
+
+
+def module_and_shape(
+    model: LoadedModel | nn.Module, input_shape: tuple[int, ...] | None = None
+) -> tuple[nn.Module, tuple[int, ...], str]:
+    """The module, its input shape ``(C, H, W)`` and a display name, for probes that run
+    one example input (summary, diagram). A bare module must be given its shape."""
+    if isinstance(model, LoadedModel):
+        return model.module, tuple(input_shape or model.input_spec.shape), model.name
+    if not isinstance(model, nn.Module):
+        from convscope.errors import ConvscopeError
+
+        raise ConvscopeError(f"expected a LoadedModel or an nn.Module, got {type(model).__name__}")
+    if input_shape is None:
+        from convscope.errors import ConvscopeError
+
+        raise ConvscopeError(
+            "a bare nn.Module needs input_shape=(C, H, W); or load it with "
+            "convscope.load_model to use its input spec"
+        )
+    return model, tuple(input_shape), type(model).__name__

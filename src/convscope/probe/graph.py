@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from convscope.errors import ConvscopeError, ModelError
-from convscope.models.loaded import LoadedModel, weights_of
+from convscope.models.loaded import LoadedModel, module_and_shape, weights_of
 from convscope.models.modes import evaluating
 from convscope.probe.base import FigureResult
 from convscope.probe.summary import count_params
@@ -155,14 +155,8 @@ def model_graph(
         raise ConvscopeError("--depth must be at least 1")
     if max_nodes < 2:
         raise ConvscopeError("--max-nodes must be at least 2")
-    if isinstance(model, LoadedModel):
-        module, input_shape = model.module, input_shape or model.input_spec.shape
-        name = name or model.name
-    else:
-        module = model
-        if input_shape is None:
-            raise ValueError("input_shape is needed for a bare nn.Module")
-    name = name or type(module).__name__
+    module, input_shape, default_name = module_and_shape(model, input_shape)
+    name = name or default_name
     example = torch.zeros(1, *input_shape)
     with evaluating(module, grad=True):
         try:

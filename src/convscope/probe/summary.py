@@ -15,7 +15,7 @@ import torchinfo
 from torch import nn
 
 from convscope.errors import ConvscopeError, ModelError
-from convscope.models.loaded import LoadedModel, weights_of
+from convscope.models.loaded import LoadedModel, module_and_shape, weights_of
 
 
 @dataclass(frozen=True)
@@ -101,16 +101,8 @@ def summarize(
     """
     if depth < 1:
         raise ConvscopeError(f"depth must be at least 1, got {depth}")
-    if isinstance(model, LoadedModel):
-        module, input_shape = model.module, input_shape or model.input_spec.shape
-        name = name or model.name
-    else:
-        module = model
-        if input_shape is None:
-            raise ConvscopeError(
-                "a bare nn.Module needs input_shape=(C, H, W); or load it with "
-                "convscope.load_model to use its input spec"
-            )
+    module, input_shape, default_name = module_and_shape(model, input_shape)
+    name = name or default_name
     names = {id(m): n for n, m in module.named_modules()}
     try:
         stats = torchinfo.summary(
