@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -530,3 +531,28 @@ def test_a_big_but_allowed_image_loads_without_a_warning(tmp_path: Path, monkeyp
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.asarray(load_image(tmp_path / "big.png")).max() == 7
+
+
+def test_an_image_scaled_up_more_than_twice_gets_a_note() -> None:
+    from convscope.data.images import upscale_factor, upscale_note
+
+    digits = InputSpec(channels=1, height=28, width=28)
+    assert upscale_factor((28, 28), digits) == 1.0
+    assert upscale_factor((280, 140), digits) == 1.0  # made smaller: nothing to say
+    assert upscale_factor((3, 5), digits) == pytest.approx(17 / 3)  # letterboxed to 17x28
+    assert upscale_note("a.png", (14, 14), digits) is None  # exactly 2x: still fine
+    note = upscale_note("tiny.png", (3, 5), digits)
+    assert note == (
+        "tiny.png is 5x3, scaled up 5.7x to the model's 28x28 input: "
+        "the model sees interpolated pixels"
+    )
+
+
+def test_cli_notes_an_upscaled_image(tmp_path, capsys) -> None:
+    from tests.cli import run
+
+    path = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((3, 5), dtype=np.uint8)).save(path)
+    status, out, err = run(capsys, "predict", "lenet5", "--image", str(path), "--json")
+    assert status == 0 and json.loads(out)["predictions"]
+    assert "convscope: note: tiny.png is 5x3, scaled up 5.7x" in err

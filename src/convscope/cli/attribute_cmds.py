@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convscope.cli.app import add_command
-from convscope.cli.model_cmds import add_model_arguments, load
+from convscope.cli.model_cmds import add_model_arguments, load, note_upscaled
 from convscope.cli.output import (
     add_out_argument,
     announce,
@@ -157,6 +157,7 @@ def run_attribute(args: argparse.Namespace) -> int:
             f"{args.image!r} names {len(images)} images; attribute draws at most "
             f"{MAX_ATTRIBUTION_IMAGES} at a time (use a smaller range)"
         )
+    note_upscaled(images, model)
     results = attribute_images(
         model,
         images,

@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 
 from convscope.cli.app import add_command
-from convscope.cli.model_cmds import add_index_argument, add_model_arguments, chosen_image, load
+from convscope.cli.model_cmds import (
+    add_index_argument,
+    add_model_arguments,
+    chosen_image,
+    load,
+    note_upscaled,
+)
 from convscope.cli.output import add_out_argument, print_json, print_result
 from convscope.errors import ConvscopeError
 
@@ -193,6 +199,7 @@ def run_features(args: argparse.Namespace) -> int:
                 f"convscope: note: {args.image} names {count} images; using {which}, "
                 f"{image.name}, for the maps{rest}\n"
             )
+        note_upscaled([image], model)
         result = feature_maps(model, image, layers, call=args.call)
     written = None
     if folder is not None:

@@ -128,7 +128,22 @@ def chosen_image(args: argparse.Namespace, model: LoadedModel) -> InputImage:
     note = chosen_image_note(args.image, count, args.index, image.name)
     if note:
         sys.stderr.write(f"convscope: note: {note}\n")
+    note_upscaled([image], model)
     return image
+
+
+def note_upscaled(images: list[InputImage], model: LoadedModel, most: int = 3) -> None:
+    """A note on stderr for each image scaled up by more than 2x (the first ``most``)."""
+    import sys
+
+    from convscope.data.images import upscale_note
+
+    notes = [upscale_note(im.name, im.pixels.shape, model.input_spec) for im in images]
+    notes = [note for note in notes if note]
+    for note in notes[:most]:
+        sys.stderr.write(f"convscope: note: {note}\n")
+    if len(notes) > most:
+        sys.stderr.write(f"convscope: note: and {len(notes) - most} more images scaled up\n")
 
 
 def seed_value(text: str) -> int:
@@ -228,6 +243,7 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ConvscopeError("--top must be at least 1")
     model = load(args)
     images = resolve_images(args.image, input_spec=model.input_spec)
+    note_upscaled(images, model)
     batch = to_batch(images, model.input_spec)
     labels = [image.label_name for image in images]
     result = predict(model, batch, [image.name for image in images], top_k=args.top, labels=labels)

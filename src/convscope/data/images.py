@@ -260,6 +260,37 @@ def fit_to_spec(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     return match_channels(fitted, spec.channels)
 
 
+UPSCALE_NOTE_FACTOR = 2.0
+"""Scaling an image up by more than this is said: the model sees interpolated pixels."""
+
+
+def upscale_factor(shape: tuple[int, ...], spec: InputSpec) -> float:
+    """How much :func:`fit_to_spec` enlarges an image of ``shape`` (H, W[, C]); 1 if not."""
+    h, w = int(shape[0]), int(shape[1])
+    target = (spec.height, spec.width)
+    policy = spec.resize
+    if policy is ResizePolicy.RESIZE:
+        size = target
+    elif policy is ResizePolicy.CENTER_CROP:
+        size = _cover_size(h, w, target, spec.resize_to)
+    elif policy is ResizePolicy.PAD and h <= target[0] and w <= target[1]:
+        return 1.0
+    else:
+        size = _inside_size(h, w, target)
+    return max(1.0, size[0] / h, size[1] / w)
+
+
+def upscale_note(name: str, shape: tuple[int, ...], spec: InputSpec) -> str | None:
+    """A note when an image is scaled up by more than 2x to the model's input, else None."""
+    factor = upscale_factor(shape, spec)
+    if factor <= UPSCALE_NOTE_FACTOR:
+        return None
+    return (
+        f"{name} is {shape[1]}x{shape[0]}, scaled up {factor:.1f}x to the model's "
+        f"{spec.width}x{spec.height} input: the model sees interpolated pixels"
+    )
+
+
 def _check_pixels(pixels: np.ndarray) -> np.ndarray:
     """Reject arrays that are not non-empty uint8 ``H x W [x 1|3]`` pixels."""
     pixels = np.asarray(pixels)
