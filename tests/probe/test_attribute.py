@@ -15,6 +15,7 @@ from convscope.models.loaded import LoadedModel
 from convscope.models.loading import load_model
 from convscope.probe.attribute import (
     METHODS,
+    NOISE_LEVEL,
     attribute,
     parse_methods,
     place_map,
@@ -325,3 +326,71 @@ def test_a_spec_string_is_an_image_and_bad_windows_are_refused() -> None:
     np.testing.assert_array_equal(by_spec.maps[0].values, by_image.maps[0].values)
     with pytest.raises(ConvscopeError, match="--window must be at least 1 pixel, got 0"):
         attribute(model, image, ["occlusion"], window=0)
+
+
+# --------------------------------------------------------------------------- more methods
+
+
+def _linear_model(seed: int = 2) -> tuple[LoadedModel, torch.Tensor, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    weight = torch.from_numpy(rng.normal(size=(3, 1, 12, 12)).astype(np.float32))
+    model = LoadedModel(LinearScore(weight), "linear", InputSpec(1, 12, 12))
+    return model, weight, rng.integers(0, 256, (12, 12), dtype=np.uint8)
+
+
+def test_smoothgrad_of_a_linear_model_is_its_weight_and_leaves_the_global_rng() -> None:
+    model, weight, pixels = _linear_model()
+    before = torch.random.get_rng_state()
+    result = attribute(model, pixels, "smoothgrad", target=1, samples=8, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    # the gradient of a linear score is its weight everywhere, noise or not
+    np.testing.assert_allclose(
+        result.map("smoothgrad").values, weight[1, 0].abs().numpy(), rtol=1e-6
+    )
+    assert result.map("smoothgrad").options["samples"] == 8
+
+
+def test_gradshap_and_deeplift_of_a_linear_model_are_weight_times_input() -> None:
+    model, weight, pixels = _linear_model()
+    exact = weight[1, 0].numpy() * pixels / 255.0  # w * (x - black baseline)
+    deeplift = attribute(model, pixels, "deeplift", target=1).map("deeplift")
+    np.testing.assert_allclose(deeplift.values, exact, rtol=1e-4, atol=1e-5)
+    assert deeplift.completeness_error < 1e-5
+    # GradientSHAP: exact up to the mean of its input noise, w * mean(noise)
+    shap = attribute(model, pixels, "gradshap", target=1, samples=64, seed=0).map("gradshap")
+    spread = NOISE_LEVEL * (pixels.max() - pixels.min()) / 255.0
+    assert np.abs(shap.values - exact).max() < 4 * spread / np.sqrt(64) * np.abs(weight[1]).max()
+    again = attribute(model, pixels, "gradshap", target=1, samples=64, seed=0).map("gradshap")
+    np.testing.assert_array_equal(shap.values, again.values)  # seeded
+
+
+def test_deeplift_sums_to_the_score_gap_on_a_relu_network() -> None:
+    model = LoadedModel(TinyRGB(), "tiny", InputSpec(3, 8, 8, mean=(0.5,), std=(0.25,)))
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    entry = attribute(model, pixels, "deeplift", target=2).map("deeplift")
+    assert entry.completeness_error < 1e-4 and entry.signed
+    assert all_hooks(model.module) == []
+
+
+def test_guided_gradcam_uses_gradcams_layer_and_leaves_no_hook() -> None:
+    model = load_model("lenet5", seed=0)
+    image, _ = _input(model)
+    result = attribute(model, image, "gradcam,guided-gradcam")
+    guided = result.map("guided-gradcam")
+    gradcam = result.map("gradcam")
+    assert guided.layer == gradcam.layer == "conv2d_2"
+    assert guided.values.shape == (28, 28) and np.abs(guided.values).max() > 0
+    # guided backprop x the drawn Grad-CAM map: nothing where the CAM is zero
+    assert (guided.values[gradcam.values == 0] == 0).all()
+    x = model.input_spec.normalize(image.pixels[None, ..., None]).requires_grad_(True)
+    from captum.attr import GuidedBackprop
+
+    backprop = GuidedBackprop(model.module).attribute(x, target=result.target).detach()[0, 0]
+    np.testing.assert_allclose(
+        guided.values, backprop.numpy() * gradcam.values, rtol=1e-5, atol=1e-9
+    )
+    assert parse_methods("Guided-Grad-CAM,smooth-grad") == ["guided-gradcam", "smoothgrad"]
+    assert parse_methods("all") == list(METHODS)  # the classic four
+    assert all_hooks(model.module) == []
+    with pytest.raises(ConvscopeError, match="--samples must be at least 1"):
+        attribute(model, image, "smoothgrad", samples=0)

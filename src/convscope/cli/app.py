@@ -127,6 +127,11 @@ def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
+    import warnings
+
+    # The CLI owns its process: Captum's notices about the hooks it sets, printed on
+    # every attribution, say nothing to the user (the library leaves them alone).
+    warnings.filterwarnings("ignore", message="Setting (forward, )?backward hooks", module="captum")
     parser = build_parser()
     argv = attach_negative_values(list(sys.argv[1:] if argv is None else argv))
     args, extras = parser.parse_known_args(argv)

@@ -47,7 +47,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "  convscope attribute residual --image fashion-mnist:test:0-4 --method gradcam,ig\n"
         "  convscope attribute resnet50 --weights r50.pth --image cat.jpg --method gradcam \\\n"
         "      --layer layer4 --target 'tabby' --out cat.png\n"
-        "  convscope attribute run.ckpt --image mnist:test:3 --method ig --steps 200 --json",
+        "  convscope attribute run.ckpt --image mnist:test:3 --method ig --steps 200 --json\n"
+        "  convscope attribute lenet5 --image mnist:test:0 --method smoothgrad,gradshap,deeplift",
     )
     add_model_arguments(attribute)
     attribute.add_argument(
@@ -60,7 +61,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--method",
         required=True,
         metavar="M[,M...]",
-        help="saliency, gradcam, ig, occlusion (comma-separated) or all",
+        help="saliency, gradcam, ig, occlusion (all: these four), smoothgrad, gradshap, "
+        "deeplift, guided-gradcam; comma-separated",
     )
     attribute.add_argument(
         "--target", metavar="C", help="class index or name to explain (default: the predicted one)"
@@ -70,6 +72,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     attribute.add_argument(
         "--steps", type=int, default=50, metavar="N", help="integrated-gradients steps (50)"
+    )
+    attribute.add_argument(
+        "--samples",
+        type=int,
+        default=16,
+        metavar="N",
+        help="noisy copies for smoothgrad and gradshap (16; seeded by --seed)",
     )
     attribute.add_argument(
         "--window",
@@ -168,6 +177,8 @@ def run_attribute(args: argparse.Namespace) -> int:
         window=args.window,
         stride=args.stride,
         baseline=args.baseline,
+        samples=args.samples,
+        seed=args.seed,
     )
     if args.out is not None:
         write_figure(attribution_figure(results), args.out)

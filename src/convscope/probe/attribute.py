@@ -45,15 +45,26 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 METHODS = ("saliency", "gradcam", "ig", "occlusion")
-"""The attribution methods, in the order they are drawn."""
+"""The four classic methods, in the order they are drawn: what ``all`` means."""
+
+MORE_METHODS = ("smoothgrad", "gradshap", "deeplift", "guided-gradcam")
+"""Further methods, asked for by name: SmoothGrad (saliency averaged over noisy copies),
+GradientSHAP (expected gradients from noisy points between baseline and input),
+DeepLift (rescale rule, exact completeness) and Guided Grad-CAM (guided backprop x CAM)."""
+
+KNOWN_METHODS = METHODS + MORE_METHODS
 
 METHOD_LABELS = {
     "saliency": "Saliency",
     "gradcam": "Grad-CAM",
     "ig": "Integrated gradients",
     "occlusion": "Occlusion",
+    "smoothgrad": "SmoothGrad",
+    "gradshap": "GradientSHAP",
+    "deeplift": "DeepLift",
+    "guided-gradcam": "Guided Grad-CAM",
 }
-SIGNED_METHODS = frozenset({"ig", "occlusion"})
+SIGNED_METHODS = frozenset({"ig", "occlusion", "gradshap", "deeplift", "guided-gradcam"})
 """Methods whose maps keep a sign (drawn with a diverging colour map)."""
 
 BASELINES = ("black", "white", "mean")
@@ -66,7 +77,17 @@ _ALIASES = {
     "grad-cam": "gradcam",
     "grad_cam": "gradcam",
     "gradient": "saliency",
+    "smooth-grad": "smoothgrad",
+    "gradient-shap": "gradshap",
+    "gradientshap": "gradshap",
+    "deep-lift": "deeplift",
+    "guided_gradcam": "guided-gradcam",
+    "guidedgradcam": "guided-gradcam",
+    "guided-grad-cam": "guided-gradcam",
 }
+
+DEFAULT_SAMPLES = 16
+"""Noisy samples of SmoothGrad and GradientSHAP."""
 
 DEFAULT_STEPS = 50
 
@@ -190,10 +211,10 @@ def parse_methods(text: str | Sequence[str]) -> list[str]:
             methods += [m for m in METHODS if m not in methods]
             continue
         method = _ALIASES.get(part, part)
-        if method not in METHODS:
+        if method not in KNOWN_METHODS:
             raise ConvscopeError(
-                f"unknown attribution method {part!r}{close_matches(part, METHODS)} "
-                f"(methods: {', '.join(METHODS)} or all)"
+                f"unknown attribution method {part!r}{close_matches(part, KNOWN_METHODS)} "
+                f"(methods: {', '.join(KNOWN_METHODS)}, or all for the first four)"
             )
         if method not in methods:
             methods.append(method)
@@ -224,16 +245,21 @@ def attribute(
     baseline: str = "black",
     name: str | None = None,
     index: int = 0,
+    samples: int = DEFAULT_SAMPLES,
+    seed: int = 0,
 ) -> AttributionResult:
     """Attribute the score of ``target`` (default: the predicted class) for one image.
 
     ``image`` is a SPEC (``mnist:test:12``, a file, ``sample:china``; of several images
     the one at ``index``, default the first), an :class:`InputImage` or uint8 pixels of
-    any size (fitted to the model's input like every other input). ``layer`` is Grad-CAM's layer (default:
-    the last convolution the forward pass calls); ``steps`` the integration steps of
-    integrated gradients; ``window``/``stride`` the occlusion patch in pixels
-    (default: about 1/7 of the input side, half of that); ``baseline`` the reference
-    input of integrated gradients and occlusion (see :data:`BASELINES`).
+    any size (fitted to the model's input like every other input). ``methods``: names
+    from :data:`KNOWN_METHODS` or ``"all"`` (:data:`METHODS`). ``layer`` is the layer
+    of Grad-CAM and Guided Grad-CAM (default: the last convolution the forward pass
+    calls); ``steps`` the integration steps of integrated gradients; ``window``/``stride``
+    the occlusion patch in pixels (default: about 1/7 of the input side, half of that);
+    ``baseline`` the reference input of integrated gradients, GradientSHAP, DeepLift
+    and occlusion (see :data:`BASELINES`); ``samples`` and ``seed`` the noisy copies of
+    SmoothGrad and GradientSHAP (their own generator: the global random state is untouched).
     """
     if isinstance(image, str):
         from convscope.data.stream import pick_image
@@ -253,6 +279,8 @@ def attribute(
         window=window,
         stride=stride,
         baseline=baseline,
+        samples=samples,
+        seed=seed,
     )[0]
 
 
@@ -268,6 +296,8 @@ def attribute_images(
     window: int | None = None,
     stride: int | None = None,
     baseline: str = "black",
+    samples: int = DEFAULT_SAMPLES,
+    seed: int = 0,
 ) -> list[AttributionResult]:
     """:func:`attribute` for each image (each with its own predicted class by default)."""
     chosen = parse_methods(methods)
@@ -275,13 +305,15 @@ def attribute_images(
         raise ConvscopeError(f"unknown baseline {baseline!r}; use one of {', '.join(BASELINES)}")
     if steps < 2:
         raise ConvscopeError("--steps must be at least 2")
+    if samples < 1:
+        raise ConvscopeError(f"--samples must be at least 1, got {samples}")
     for option, value in (("window", window), ("stride", stride)):
         if value is not None and value < 1:
             raise ConvscopeError(f"--{option} must be at least 1 pixel, got {value}")
-    if layer is not None and "gradcam" not in chosen:
+    if layer is not None and not {"gradcam", "guided-gradcam"} & set(chosen):
         raise ConvscopeError("--layer chooses Grad-CAM's layer; add gradcam to --method")
     settings = {"target": target, "layer": layer, "steps": steps, "window": window,
-                "stride": stride, "baseline": baseline}  # fmt: skip
+                "stride": stride, "baseline": baseline, "samples": samples, "seed": seed}  # fmt: skip
     with _attribution_module(model.module) as module:
         return [_attribute_one(model, module, image, chosen, **settings) for image in images]
 
@@ -298,6 +330,8 @@ def _attribute_one(
     window: int | None,
     stride: int | None,
     baseline: str,
+    samples: int,
+    seed: int,
 ) -> AttributionResult:
     """One image's maps, on the module :func:`_attribution_module` prepared."""
     spec = model.input_spec
@@ -319,8 +353,16 @@ def _attribute_one(
             maps.append(_gradcam(module, x, index, layer, calls))
         elif method == "ig":
             maps.append(_integrated_gradients(module, x, base, index, steps, baseline, outputs))
-        else:
+        elif method == "occlusion":
             maps.append(_occlusion(module, x, base, index, window, stride, baseline))
+        elif method == "smoothgrad":
+            maps.append(_smoothgrad(module, x, index, samples, seed))
+        elif method == "gradshap":
+            maps.append(_gradshap(module, x, base, index, samples, seed, baseline, outputs))
+        elif method == "deeplift":
+            maps.append(_deeplift(module, x, base, index, baseline, outputs, model.name))
+        else:
+            maps.append(_guided_gradcam(module, x, index, layer, calls, model.name))
     return AttributionResult(
         model=model.name,
         model_weights=model.weights,
@@ -406,6 +448,132 @@ def _spatial(attribution: torch.Tensor) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- methods
+
+
+def _noisy_copies(x: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
+    """``samples`` copies of ``x`` with Gaussian noise of 15% of its value range.
+
+    Drawn from a generator of our own: Captum's noise tunnel draws from torch's global
+    random state, which a probe must neither depend on nor change.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    spread = float(x.max() - x.min()) or 1.0
+    noise = torch.randn((samples, *x.shape[1:]), generator=generator) * (NOISE_LEVEL * spread)
+    return x.detach() + noise
+
+
+NOISE_LEVEL = 0.15
+"""SmoothGrad's and GradientSHAP's noise, as a share of the input's value range."""
+
+
+def _smoothgrad(
+    module: nn.Module, x: torch.Tensor, target: int, samples: int, seed: int
+) -> MethodMap:
+    from captum.attr import Saliency
+
+    grads = Saliency(module).attribute(
+        _noisy_copies(x, samples, seed).requires_grad_(True), target=target, abs=True
+    )
+    mean = grads.detach().mean(dim=0, keepdim=True)
+    options = {"samples": samples, "noise": NOISE_LEVEL, "reduce": "max |grad| over channels"}
+    return MethodMap("smoothgrad", _spatial(mean).max(axis=0), options=options)
+
+
+def _gradshap(
+    module: nn.Module,
+    x: torch.Tensor,
+    base: torch.Tensor,
+    target: int,
+    samples: int,
+    seed: int,
+    baseline: str,
+    outputs: torch.Tensor,
+) -> MethodMap:
+    """Expected gradients: at points ``b + a (x' - b)`` (``x'`` noisy, ``a ~ U(0, 1)``),
+    the gradient times ``x' - b``, averaged; Captum's GradientShap with our own noise."""
+    from captum.attr import Saliency
+
+    generator = torch.Generator().manual_seed(seed + 1)
+    noisy = _noisy_copies(x, samples, seed)
+    alphas = torch.rand((samples, 1, 1, 1), generator=generator)
+    points = (base + alphas * (noisy - base)).requires_grad_(True)
+    grads = Saliency(module).attribute(points, target=target, abs=False).detach()
+    attributions = (grads * (noisy - base)).mean(dim=0, keepdim=True)
+    with torch.no_grad():
+        gap = float(outputs[0, target] - module(base)[0, target])
+    error = abs(float(attributions.sum()) - gap) / max(abs(gap), 1e-12)
+    options = {"samples": samples, "noise": NOISE_LEVEL, "baseline": baseline,
+               "reduce": "sum over channels"}  # fmt: skip
+    return MethodMap(
+        "gradshap",
+        _spatial(attributions).sum(axis=0),
+        completeness_error=round(error, 6),
+        options=options,
+        note=None
+        if error <= 0.25
+        else f"sum is {error:.0%} off f(x) - f(baseline) (a "
+        "sampled estimate: more --samples bring it closer)",
+    )
+
+
+def _deeplift(
+    module: nn.Module,
+    x: torch.Tensor,
+    base: torch.Tensor,
+    target: int,
+    baseline: str,
+    outputs: torch.Tensor,
+    name: str,
+) -> MethodMap:
+    from captum.attr import DeepLift
+
+    try:
+        attributions = DeepLift(module).attribute(_leaf(x), baselines=base, target=target)
+    except (AssertionError, RuntimeError) as exc:
+        cause = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise ModelError(
+            f"{name}: DeepLift cannot run through this model ({cause}); try ig or gradshap"
+        ) from exc
+    with torch.no_grad():
+        gap = float(outputs[0, target] - module(base)[0, target])
+    error = abs(float(attributions.detach().sum()) - gap) / max(abs(gap), 1e-12)
+    return MethodMap(
+        "deeplift",
+        _spatial(attributions).sum(axis=0),
+        completeness_error=round(error, 6),
+        options={"baseline": baseline, "reduce": "sum over channels"},
+        note=None
+        if error <= 0.05
+        else f"sum of attributions is {error:.0%} off "
+        "f(x) - f(baseline): the model has operations DeepLift treats as plain gradients",
+    )
+
+
+def _guided_gradcam(
+    module: nn.Module,
+    x: torch.Tensor,
+    target: int,
+    layer: str | None,
+    calls: list[tuple[str, list[int] | None]],
+    name: str,
+) -> MethodMap:
+    """Guided backpropagation times this Grad-CAM map (placed on the input as drawn).
+
+    Built from the two parts, not Captum's ``GuidedGradCam``: that one upsamples the CAM
+    by stretching (wrong after valid convolutions) and gave all-zero maps on LeNet-5.
+    """
+    from captum.attr import GuidedBackprop
+
+    cam = _gradcam(module, x, target, layer, calls)
+    guided = GuidedBackprop(module).attribute(_leaf(x), target=target).detach()
+    product = _spatial(guided) * cam.values[None]
+    return MethodMap(
+        "guided-gradcam",
+        product.sum(axis=0),
+        layer=cam.layer,
+        options={"layer_shape": cam.options["layer_shape"], "reduce": "sum over channels"},
+        note=cam.note,
+    )
 
 
 def _saliency(module: nn.Module, x: torch.Tensor, target: int) -> MethodMap:

@@ -8,6 +8,7 @@ zero; saliency and Grad-CAM, which are never negative, a sequential one.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -74,6 +75,15 @@ def method_title(entry: MethodMap) -> str:
             f"Occlusion (score drop)\nwindow {entry.options.get('window')}, "
             f"stride {entry.options.get('stride')}"
         )
+    if entry.method == "smoothgrad":
+        return f"SmoothGrad\n{entry.options.get('samples')} noisy copies, max |∂score/∂x|"
+    if entry.method in ("gradshap", "deeplift"):
+        detail = f"{entry.options.get('samples')} samples" if entry.method == "gradshap" else ""
+        if entry.completeness_error is not None:
+            detail += (", " if detail else "") + f"sum off by {entry.completeness_error:.2%}"
+        return f"{entry.label}\n{detail}"
+    if entry.method == "guided-gradcam":
+        return f"Guided Grad-CAM\nlayer {entry.layer}"
     return "Saliency\nmax |∂score/∂x| over channels"
 
 
@@ -124,7 +134,8 @@ def attribution_figure(results: Sequence[AttributionResult], *, gray: bool = Tru
             if entry.signed:
                 bar.set_label("− against · for +", fontsize=7)
             if entry.note:
-                ax.set_xlabel(entry.note, fontsize=6.5, color="#b3261e", wrap=True)
+                note = "\n".join(textwrap.wrap(entry.note, 44))  # within its own panel
+                ax.set_xlabel(note, fontsize=6.5, color="#b3261e")
     first = results[0]
     fig.suptitle(
         f"{model_title(first.model, first.model_weights)}: what drives the {first.score} of the target class",
