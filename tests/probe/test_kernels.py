@@ -536,3 +536,21 @@ def test_images_are_converted_or_refused(lenet, tmp_path: Path) -> None:
     with pytest.raises(LayerError, match=r"20 kernels \(0-19\); got 20"):
         apply_kernel(lenet, "conv2d_1", 20, "mnist:test:0")
     assert _hooks(lenet.module) == 0
+
+
+def test_health_names_each_problem_and_renders_them() -> None:
+    from rich.console import Console
+
+    weights = np.zeros((4, 1, 3, 3))
+    weights[0, 0, 1, 1] = 1.0
+    weights[1] = weights[0] * 2  # same direction as kernel 0
+    weights[2, 0] = np.random.default_rng(0).normal(size=(3, 3))
+    weights[3, 0, 0, 0] = np.nan
+    health = kernel_health(weights, model="toy", layer="c")
+    problems = health.problems()
+    assert problems[1] == "near-duplicate of 0" and problems[3] == "NaN/Inf"
+    assert 0 not in problems
+    console = Console(width=160, record=True)
+    console.print(health)
+    text = console.export_text()
+    assert "kernel health" in text and "kernel 1: near-duplicate of 0" in text

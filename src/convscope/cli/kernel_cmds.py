@@ -23,19 +23,6 @@ from convscope.models.provenance import model_title
 
 NORMS = ("per-kernel", "layer", "diverging")
 
-HEALTH_COLUMNS = (
-    ("kernels", "kernels"),
-    ("dead", "dead"),
-    ("duplicates", "duplicates"),
-    ("noisy", "noisy"),
-    ("mean norm", "norm_mean"),
-    ("mean high-freq share", "high_freq_energy_mean"),
-    ("white noise's share", "high_freq_energy_white_noise"),
-    ("noisy above", "high_freq_noise_threshold"),
-    ("z vs noise", "high_freq_energy_z"),
-)
-"""The health summary table: header and summary key."""
-
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``kernels`` and ``apply-kernel``."""
@@ -203,8 +190,6 @@ def run_kernels(args: argparse.Namespace) -> int:
 
 def _print_kernels(document: dict[str, Any], health: Any, *, drew: bool) -> None:
     """A few lines for people: shape, normalisation, health summary and flagged kernels."""
-    from rich.table import Table
-
     out = console()
     shape = "×".join(str(s) for s in document["shape"])
     out.print(
@@ -216,43 +201,9 @@ def _print_kernels(document: dict[str, Any], health: Any, *, drew: bool) -> None
     if document["nonfinite"]:
         out.print(f"[red]kernels with NaN/Inf weights: {document['nonfinite']}[/]")
     if health is not None:
-        s = document["health"]["summary"]
-        table = Table(title="kernel health", show_header=True)
-        for header, _ in HEALTH_COLUMNS:
-            table.add_column(header, justify="right")
-        table.add_row(*[_fmt(s[key]) for _, key in HEALTH_COLUMNS])
-        out.print(table)
-        flagged = [(k, _problems(k)) for k in document["health"]["kernels"]]
-        flagged = [(k, why) for k, why in flagged if why]
-        for k, why in flagged[:20]:
-            out.print(f"  kernel {k['index']}: {why}")
-        if len(flagged) > 20:
-            out.print(f"  ... {len(flagged) - 20} more (--json lists all)")
+        out.print(health)
     if not drew:
         out.print("[dim]add --out FILE.png to draw the grid[/]")
-
-
-def _problems(kernel: dict[str, Any]) -> str:
-    """What the health check found wrong with one kernel, e.g. ``"dead"`` ("" if nothing)."""
-    if not kernel["finite"]:
-        return "NaN/Inf"
-    found = []
-    if kernel["dead"]:
-        found.append("dead")
-    if kernel["duplicate_of"] is not None:
-        found.append(f"near-duplicate of {kernel['duplicate_of']}")
-    if kernel["noisy"]:
-        share = kernel["high_freq_energy"]
-        found.append(f"noisy ({share:.0%} of its energy at high frequencies)")
-    return ", ".join(found)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
 
 
 def _run_epochs(args: argparse.Namespace) -> int:
@@ -313,22 +264,9 @@ def _run_epochs(args: argparse.Namespace) -> int:
         f"epochs {', '.join(str(e) for e in history.epochs)}"
     )
     if healths is not None:
-        from rich.table import Table
+        from convscope.render.kernels import health_over_epochs_table
 
-        table = Table(title="kernel health per epoch")
-        for column in ("epoch", "dead", "duplicates", "noisy", "norm mean", "high-freq mean"):
-            table.add_column(column, justify="right")
-        for e, h in zip(history.epochs, healths, strict=True):
-            s = h.summary()
-            table.add_row(
-                str(e),
-                str(s["dead"]),
-                str(s["duplicates"]),
-                str(s["noisy"]),
-                _fmt(s["norm_mean"]),
-                _fmt(s["high_freq_energy_mean"]),
-            )
-        out.print(table)
+        out.print(health_over_epochs_table(history.epochs, healths))
     if args.out is None:
         out.print("[dim]add --out FILE.png (or .gif) to draw the kernels over epochs[/]")
     return 0
@@ -338,7 +276,7 @@ def run_apply_kernel(args: argparse.Namespace) -> int:
     from convscope.probe.kernels import apply_kernel
 
     model = load(args)
-    image = chosen_image(args, model)
+    image = chosen_image(args, model, resized=not args.full_size)
     result = apply_kernel(
         model,
         args.layer,

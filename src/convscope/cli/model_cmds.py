@@ -118,8 +118,11 @@ def add_index_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def chosen_image(args: argparse.Namespace, model: LoadedModel) -> InputImage:
-    """The ``--index`` image of ``--image``; a note on stderr says which, when there are more."""
+def chosen_image(
+    args: argparse.Namespace, model: LoadedModel, *, resized: bool = True
+) -> InputImage:
+    """The ``--index`` image of ``--image``; a note on stderr says which, when there are more,
+    and (when it is ``resized`` to the model's input) whether it is scaled up."""
     import sys
 
     from convscope.data.stream import chosen_image_note, pick_image
@@ -128,7 +131,8 @@ def chosen_image(args: argparse.Namespace, model: LoadedModel) -> InputImage:
     note = chosen_image_note(args.image, count, args.index, image.name)
     if note:
         sys.stderr.write(f"convscope: note: {note}\n")
-    note_upscaled([image], model)
+    if resized:
+        note_upscaled([image], model)
     return image
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib import colormaps
@@ -372,3 +372,59 @@ def save_kernel_animation(
             loop=0,
         )
     return path
+
+
+HEALTH_COLUMNS = (
+    ("kernels", "kernels"),
+    ("dead", "dead"),
+    ("duplicates", "duplicates"),
+    ("noisy", "noisy"),
+    ("mean norm", "norm_mean"),
+    ("mean high-freq share", "high_freq_energy_mean"),
+    ("white noise's share", "high_freq_energy_white_noise"),
+    ("noisy above", "high_freq_noise_threshold"),
+    ("z vs noise", "high_freq_energy_z"),
+)
+"""The health summary table: header and summary key."""
+
+
+def health_number(value: Any) -> str:
+    """A summary number for a table: 3 significant digits, ``n/a`` when unknown."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def health_table(health: KernelHealth, most: int = 20) -> Any:
+    """The summary numbers as a rich table, then a line per flagged kernel (the first ``most``)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    summary = health.summary()
+    table = Table(title="kernel health", show_header=True)
+    for header, _ in HEALTH_COLUMNS:
+        table.add_column(header, justify="right")
+    table.add_row(*[health_number(summary[key]) for _, key in HEALTH_COLUMNS])
+    problems = list(health.problems().items())
+    lines = [Text(f"  kernel {index}: {why}") for index, why in problems[:most]]
+    if len(problems) > most:
+        lines.append(Text(f"  ... {len(problems) - most} more (--json lists all)"))
+    return Group(table, *lines)
+
+
+def health_over_epochs_table(epochs: list[int], healths: list[KernelHealth]) -> Any:
+    """One row of health numbers per recorded epoch (``kernels run:ID --epochs --health``)."""
+    from rich.table import Table
+
+    table = Table(title="kernel health per epoch")
+    for column in ("epoch", "dead", "duplicates", "noisy", "norm mean", "high-freq mean"):
+        table.add_column(column, justify="right")
+    for epoch, health in zip(epochs, healths, strict=True):
+        s = health.summary()
+        counts = [str(s[key]) for key in ("dead", "duplicates", "noisy")]
+        means = [health_number(s["norm_mean"]), health_number(s["high_freq_energy_mean"])]
+        table.add_row(str(epoch), *counts, *means)
+    return table

@@ -242,9 +242,32 @@ class KernelHealth(FigureResult):
             for i in range(len(self.norms))
         ]
 
+    def problems(self) -> dict[int, str]:
+        """What the check found wrong, by kernel index: ``{3: "dead", 7: "noisy (...)"}``."""
+        found: dict[int, str] = {}
+        for i in range(len(self.norms)):
+            if not self.finite[i]:
+                found[i] = "NaN/Inf"
+                continue
+            parts = []
+            if self.dead[i]:
+                parts.append("dead")
+            if self.duplicate_of[i] >= 0:
+                parts.append(f"near-duplicate of {int(self.duplicate_of[i])}")
+            if self.noisy[i]:
+                parts.append(f"noisy ({self.high_freq[i]:.0%} of its energy at high frequencies)")
+            if parts:
+                found[i] = ", ".join(parts)
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         """``{"kernels": [...], "summary": {...}}``, the ``health`` of ``kernels --json``."""
         return {"kernels": self.kernel_records(), "summary": self.summary()}
+
+    def __rich__(self) -> Any:
+        from convscope.render.kernels import health_table
+
+        return health_table(self)
 
     def figure(self, **options: Any) -> Figure:
         """Norms, high-frequency shares and similarities (see ``kernel_health_figure``)."""
