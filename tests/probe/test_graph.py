@@ -169,3 +169,24 @@ def test_bare_module_without_input_shape_is_the_same_error_for_diagram_and_summa
         messages.append(str(error.value))
     assert messages[0] == messages[1]
     assert model_graph(module, (1, 5, 5)).model == "Sequential"
+
+
+def test_save_with_graphviz_or_its_one_line_error(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    from convscope.errors import ConvscopeError
+
+    graph = model_graph(load_model("lenet5"))
+    with pytest.raises(ConvscopeError, match="unknown layout engine 'neato'"):
+        graph.save(str(tmp_path / "m.svg"), engine="neato")
+    if shutil.which("dot") is None:
+        with pytest.raises(ConvscopeError, match="needs Graphviz's `dot` program on PATH"):
+            graph.save(str(tmp_path / "m.svg"), engine="dot")
+        assert not (tmp_path / "m.svg").exists()
+    else:
+        graph.save(str(tmp_path / "m.svg"), engine="dot")
+        assert (tmp_path / "m.svg").read_text().lstrip().startswith("<?xml")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot here, whatever the machine has
+    with pytest.raises(ConvscopeError, match="needs Graphviz"):
+        graph.save(str(tmp_path / "m.png"), engine="dot")
+    assert graph.save(str(tmp_path / "m.dot"), engine="dot").endswith("m.dot")  # no layout

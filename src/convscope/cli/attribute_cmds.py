@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +22,7 @@ from convscope.errors import ConvscopeError
 from convscope.files import check_writable
 
 if TYPE_CHECKING:
-    from convscope.probe.graph import ModelGraph
+    pass
 
 MAX_ATTRIBUTION_IMAGES = 8
 """Most images one ``attribute`` call draws (one row each)."""
@@ -208,7 +206,7 @@ def _check_outputs(out: Path | None, npy: Path | None) -> None:
 
 
 def run_diagram(args: argparse.Namespace) -> int:
-    from convscope.probe.graph import model_graph
+    from convscope.probe.graph import model_graph, require_graphviz
 
     if args.out is None and not args.json:
         raise ConvscopeError("give --out F (.svg, .png, .pdf or .dot) or --json")
@@ -219,43 +217,13 @@ def run_diagram(args: argparse.Namespace) -> int:
                 f"cannot write {out}: the file name must end in {', '.join(DIAGRAM_FORMATS)}"
             )
         check_writable(out)
-        if args.engine == "dot" and shutil.which("dot") is None:
-            raise ConvscopeError(
-                "--engine dot needs Graphviz's `dot` program on PATH; install graphviz, "
-                "or leave out --engine to use convscope's own layout"
-            )
+        if args.engine == "dot":
+            require_graphviz()  # refused before any work
     graph = model_graph(load(args), depth=args.depth, max_nodes=args.max_nodes)
     if not graph.traced:
         sys.stderr.write(f"convscope: warning: {graph.note}\n")
     if out is not None:
-        _write_diagram(graph, out, args.engine)
+        announce(graph.save(str(out), engine=args.engine))
     if args.json:
         print_json(graph.to_dict())
     return 0
-
-
-def _write_diagram(graph: ModelGraph, out: Path, engine: str) -> None:
-    """Write ``graph`` in the format the suffix of ``out`` names."""
-    from convscope.files import atomic_write_bytes
-
-    suffix = out.suffix.lower()
-    if suffix in (".dot", ".gv"):
-        atomic_write_bytes(out, graph.to_dot().encode())
-        announce(out)
-    elif engine == "dot":
-        rendered = subprocess.run(
-            ["dot", f"-T{suffix.lstrip('.')}"],
-            input=graph.to_dot().encode(),
-            capture_output=True,
-            check=False,
-        )
-        if rendered.returncode != 0:
-            detail = " ".join(rendered.stderr.decode(errors="replace").split())[:160]
-            raise ConvscopeError(f"Graphviz `dot` failed ({detail}); try without --engine dot")
-        atomic_write_bytes(out, rendered.stdout)
-        announce(out)
-    elif suffix == ".svg":
-        atomic_write_bytes(out, graph.to_svg().encode())
-        announce(out)
-    else:
-        write_figure(graph.figure(), out)

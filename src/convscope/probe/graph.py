@@ -57,6 +57,35 @@ class GraphNode:
     activation: str | None = None
 
 
+ENGINES = ("python", "dot")
+"""Diagram layouts: ``python``, convscope's own (no system program), or Graphviz's ``dot``."""
+
+
+def require_graphviz() -> None:
+    """Refuse, in one line, when Graphviz's ``dot`` program is not on PATH."""
+    import shutil
+
+    if shutil.which("dot") is None:
+        raise ConvscopeError(
+            "--engine dot needs Graphviz's `dot` program on PATH; install graphviz, "
+            "or leave out --engine to use convscope's own layout"
+        )
+
+
+def graphviz_render(dot: str, fmt: str) -> bytes:
+    """DOT source rendered by Graphviz's ``dot -T<fmt>``; one-line errors."""
+    import subprocess
+
+    require_graphviz()
+    rendered = subprocess.run(
+        ["dot", f"-T{fmt}"], input=dot.encode(), capture_output=True, check=False
+    )
+    if rendered.returncode != 0:
+        detail = " ".join(rendered.stderr.decode(errors="replace").split())[:160]
+        raise ConvscopeError(f"Graphviz `dot` failed ({detail}); try without --engine dot")
+    return rendered.stdout
+
+
 @dataclass
 class ModelGraph(FigureResult):
     """A model's data-flow graph (or, where tracing failed, its module tree)."""
@@ -119,18 +148,28 @@ class ModelGraph(FigureResult):
 
         return diagram_dot(self)
 
-    def save(self, path: str, **options: Any) -> str:
-        """Write the diagram to ``path``: SVG or DOT (.dot/.gv) directly, PNG/PDF via matplotlib."""
+    def save(self, path: str, *, engine: str = "python", **options: Any) -> str:
+        """Write the diagram to ``path``: SVG or DOT (.dot/.gv) directly, PNG/PDF via matplotlib.
+
+        ``engine="dot"`` lays out SVG/PNG/PDF with Graphviz's ``dot`` program instead of
+        convscope's own layout (a clear error when it is not installed).
+        """
         from pathlib import Path
 
-        suffix = Path(path).suffix.lower()
-        if suffix not in (".svg", ".dot", ".gv"):
-            return super().save(path, **options)
         from convscope.files import atomic_write_bytes, check_writable
 
+        suffix = Path(path).suffix.lower()
+        if engine not in ENGINES:
+            raise ConvscopeError(f"unknown layout engine {engine!r}; use {' or '.join(ENGINES)}")
         check_writable(path)
-        text = self.to_svg(**options) if suffix == ".svg" else self.to_dot()
-        atomic_write_bytes(path, text.encode())
+        if suffix in (".dot", ".gv"):
+            atomic_write_bytes(path, self.to_dot().encode())
+        elif engine == "dot":
+            atomic_write_bytes(path, graphviz_render(self.to_dot(), suffix.lstrip(".")))
+        elif suffix == ".svg":
+            atomic_write_bytes(path, self.to_svg(**options).encode())
+        else:
+            return super().save(path, **options)
         return str(path)
 
     def _repr_svg_(self) -> str:
