@@ -139,3 +139,16 @@ def test_early_stopping_after_patience_epochs_without_improvement(small_fashion)
     losses = [e.val_loss for e in result.epochs[1:]]
     best = losses.index(min(losses))
     assert len(losses) == best + 1 + 2  # stopped exactly `patience` epochs after the best
+
+
+def test_a_diverged_result_names_its_epoch() -> None:
+    from convscope.train.loop import EpochMetrics, TrainResult
+
+    fields = EpochMetrics.__dataclass_fields__
+    base = {name: None for name in fields if name not in ("epoch", "train_loss")}
+    healthy = EpochMetrics(epoch=1, train_loss=0.5, **base)  # type: ignore[arg-type]
+    broken = EpochMetrics(epoch=2, train_loss=float("nan"), **base)  # type: ignore[arg-type]
+    assert TrainResult(epochs=[healthy]).warning is None
+    result = TrainResult(epochs=[healthy, broken])
+    assert result.diverged_epoch == 2
+    assert "became NaN or infinite in epoch 2" in result.warning

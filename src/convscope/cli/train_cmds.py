@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -156,17 +155,13 @@ def epoch_progress(enabled: bool, epochs: int, label: str = "") -> Iterator[Prog
 def run_train(args: argparse.Namespace) -> int:
     from convscope.models.checkpoint import save_checkpoint
     from convscope.store import open_store
-    from convscope.train.distributed import process_group_from_environment
-    from convscope.train.run import RunSettings, resume_run, train_run
+    from convscope.train.run import RunSettings, resume_run, run_settings, train_distributed
 
     if args.resume:
-        with (
-            open_store(args.store, create=False) as store,
-            epoch_progress(
-                not args.json, store.run(args.resume).config["config"]["epochs"]
-            ) as progress,
-        ):
-            outcome = resume_run(args.resume, store=store, progress=progress)
+        with open_store(args.store, create=False) as store:
+            epochs = run_settings(store.run(args.resume)).config.epochs
+            with epoch_progress(not args.json, epochs) as progress:
+                outcome = resume_run(args.resume, store=store, progress=progress)
     else:
         if not args.model or not args.data:
             raise ConvscopeError(
@@ -188,17 +183,12 @@ def run_train(args: argparse.Namespace) -> int:
             record_batch_loss=args.record_batch_loss,
             validation=args.validation,
         )
-        with process_group_from_environment() as dist:
-            if not dist.is_main:  # torchrun: rank 0 records and writes the store
-                train_run(settings, store=None, dist=dist)
-            else:
-                with (
-                    open_store(args.store) as store,
-                    epoch_progress(not args.json, args.epochs) as progress,
-                ):
-                    outcome = train_run(settings, store=store, progress=progress, dist=dist)
-        if not dist.is_main:
+        trained = train_distributed(
+            settings, args.store, lambda: epoch_progress(not args.json, args.epochs)
+        )
+        if trained is None:  # a torchrun worker rank: rank 0 records and reports
             _end_worker_rank()
+        outcome = trained
     if args.save:
         save_checkpoint(outcome.model, args.save, extra={"train": outcome.result.to_dict()})
     report(args, outcome.run_id, outcome.model.name, outcome.result)
@@ -220,19 +210,8 @@ def _end_worker_rank() -> NoReturn:
 
 def report(args: argparse.Namespace, run_id: str, model: str, result: TrainResult) -> None:
     """Print a finished run's numbers (JSON or text); a diverged run gets a warning on stderr."""
-    diverged = next(
-        (
-            e.epoch
-            for e in result.epochs
-            if e.train_loss is not None and not math.isfinite(e.train_loss)
-        ),
-        None,
-    )
-    if diverged is not None:
-        sys.stderr.write(
-            f"convscope: warning: the training loss became NaN or infinite in epoch {diverged}: "
-            "the run diverged; train again with a lower --lr\n"
-        )
+    if result.warning:
+        sys.stderr.write(f"convscope: warning: {result.warning}\n")
     if args.json:
         print_json(
             {

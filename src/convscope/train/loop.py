@@ -8,6 +8,7 @@ inside ``torch.random.fork_rng`` so the caller's random state is left alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -98,6 +99,25 @@ class TrainResult:
     test_acc: float | None = None
     confusion: np.ndarray | None = None
     stopped_early: bool = False
+
+    @property
+    def diverged_epoch(self) -> int | None:
+        """The first epoch whose training loss was NaN or infinite (the run diverged)."""
+        for metrics in self.epochs:
+            if metrics.train_loss is not None and not math.isfinite(metrics.train_loss):
+                return metrics.epoch
+        return None
+
+    @property
+    def warning(self) -> str | None:
+        """What a person should be told about this result, if anything."""
+        epoch = self.diverged_epoch
+        if epoch is None:
+            return None
+        return (
+            f"the training loss became NaN or infinite in epoch {epoch}: "
+            "the run diverged; train again with a lower --lr"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,7 @@ last committed epoch; the epoch that was in progress is trained again.
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,6 +207,32 @@ def _execute(
     return RunOutcome(run_id, result, model)
 
 
+def run_settings(record: RunRecord) -> RunSettings:
+    """The settings a stored run was trained with (its config, read back)."""
+    fields = RunSettings.__dataclass_fields__
+    return RunSettings.from_dict({k: v for k, v in record.config.items() if k in fields})
+
+
+def train_distributed(
+    settings: RunSettings, store_path: str | Path, progress: Callable[[], Any]
+) -> RunOutcome | None:
+    """Train under torchrun when it launched this process, else as one process.
+
+    Rank 0 (or the only process) records into the store at ``store_path``, with
+    ``progress()`` the context manager of its progress callback; the other ranks only
+    train and get None back: they have nothing to report.
+    """
+    from convscope.store import open_store
+    from convscope.train.distributed import process_group_from_environment
+
+    with process_group_from_environment() as dist:
+        if not dist.is_main:
+            train_run(settings, store=None, dist=dist)
+            return None
+        with open_store(store_path) as store, progress() as callback:
+            return train_run(settings, store=store, progress=callback, dist=dist)
+
+
 def train_run(
     settings: RunSettings,
     *,
@@ -245,9 +271,7 @@ def resume_run(ref: str, *, store: Any, progress: ProgressFn | None = None) -> R
             f"run {run.id} ({run.name}) is still running (pid {run.pid} on {run.host}); "
             "stop it before resuming"
         )
-    settings = RunSettings.from_dict(
-        {k: v for k, v in run.config.items() if k in RunSettings.__dataclass_fields__}
-    )
+    settings = run_settings(run)
     latest = store.latest_checkpoint(run.id)
     store.check(fix_orphans=True, verify_checksums=False)  # what a killed commit left behind
     if latest is None:  # killed before epoch 0 was committed: start again
@@ -270,8 +294,7 @@ def probe_images(store: RunStore, record: RunRecord) -> np.ndarray | None:
     the recorded probe labels.
     """
     try:
-        fields = RunSettings.__dataclass_fields__
-        settings = RunSettings.from_dict({k: v for k, v in record.config.items() if k in fields})
+        settings = run_settings(record)
         train, _ = prepare_data(settings)
         validation = validation_data(settings)
         indices = store.run_array(record.id, "probe", "indices").astype(np.int64)
