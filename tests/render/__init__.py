@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convscope.train.results import RunResult, StudyResult
+from convscope.store.results import RunResult, StudyResult
 
 CLASSES = ("cat", "dog", "bird")
 

@@ -10,8 +10,9 @@ import pytest
 from convscope.cli.app import main
 from convscope.errors import ConvscopeError
 from convscope.store import open_store
+from convscope.store.results import study_result
 from convscope.train.loop import TrainConfig
-from convscope.train.study import StudySettings, run_study, study_result
+from convscope.train.study import StudySettings, run_study
 
 
 def test_study_trains_each_model_and_writes_the_folder(tmp_path: Path) -> None:
@@ -95,3 +96,17 @@ def test_seeds_train_each_model_once_per_seed(tmp_path: Path) -> None:
     assert result.runs[0].val_loss[-1] != result.runs[1].val_loss[-1]
     with pytest.raises(ConvscopeError, match="--seeds"):
         StudySettings(seeds=0)
+
+
+def test_reading_a_study_loads_no_model(recorded_runs, monkeypatch) -> None:
+    import convscope.models.loading as loading
+    from convscope.store.results import run_result
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("reading a run must not build its model")
+
+    monkeypatch.setattr(loading, "load_model", refuse)
+    root, ids = recorded_runs
+    with open_store(root, create=False) as store:
+        sequential, residual = (run_result(store, run_id) for run_id in ids)
+    assert (sequential.params, residual.params) == (59_082, 59_466)  # stored when trained

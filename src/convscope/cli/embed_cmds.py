@@ -73,7 +73,7 @@ def run_embed(args: argparse.Namespace) -> int:
     from convscope.embed.runs import embed_run
     from convscope.errors import ConvscopeError
     from convscope.store import open_store
-    from convscope.train.study import resolve_runs
+    from convscope.store.results import resolve_runs
 
     params = ProjectionParams(
         method=args.method,

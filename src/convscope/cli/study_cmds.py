@@ -62,7 +62,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_study_command(args: argparse.Namespace) -> int:
-    from convscope.render.study import results_rows
+    from convscope.report.study import results_rows
     from convscope.store import open_store
     from convscope.train.study import StudySettings, run_study
 

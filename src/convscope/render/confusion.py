@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
 from convscope.render.curves import run_labels
-from convscope.train.results import RunResult
+from convscope.store.results import RunResult
 
 CMAP = "Blues"
 MAX_CLASSES_WITH_COUNTS = 12

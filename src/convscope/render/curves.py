@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from convscope.train.results import RunResult
+from convscope.store.results import RunResult
 
 # The reference study's colours for its four architectures (read-only).
 STUDY_COLORS = MappingProxyType(

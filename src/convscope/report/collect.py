@@ -19,9 +19,8 @@ from convscope.embed.projection import ProjectionParams
 from convscope.embed.runs import RunEmbedding, embed_run
 from convscope.errors import ConvscopeError
 from convscope.report.verdict import ModelScores, model_scores
+from convscope.store.results import StudyResult, resolve_runs, run_result
 from convscope.store.store import RunStore
-from convscope.train.results import StudyResult
-from convscope.train.study import resolve_runs, run_result
 
 Progress = Callable[[str, int, int], None]
 

@@ -18,8 +18,8 @@ from convscope.files import atomic_write
 from convscope.render.confusion import plot_confusion_grid
 from convscope.render.curves import plot_training_curves
 from convscope.render.figures import data_uri
-from convscope.render.study import CSS, results_html, results_rows, settings_html
 from convscope.report.collect import ReportData
+from convscope.report.study import CSS, results_html, results_rows, settings_html
 
 SECTIONS = (
     ("verdict", "Verdict"),

@@ -251,7 +251,13 @@ def train_run(
     built = _build_trainer(model, settings, None, progress, dist)
     if store is None:  # a non-zero rank under torchrun: train only
         return RunOutcome("", built[0].run(), model)
-    config = settings.to_dict() | {"build": model.build, "host": socket.gethostname()}
+    from convscope.probe.summary import count_params
+
+    config = settings.to_dict() | {
+        "build": model.build,
+        "host": socket.gethostname(),
+        "params": count_params(model.module)[0],  # so reading a study builds no model
+    }
     name = settings.name or f"{model.name}-{settings.data}"
     run = store.create_run(
         name=name, model=model.name, dataset=settings.data, config=config, study=settings.study

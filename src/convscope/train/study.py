@@ -14,18 +14,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from convscope.errors import ConvscopeError
 from convscope.files import check_folder
+from convscope.store.results import StudyResult, study_result
 from convscope.store.store import DEFAULT_STORE_DIR
 from convscope.train.constants import STUDY_MODELS
 from convscope.train.loop import TrainConfig
-from convscope.train.results import RunResult, StudyResult
 from convscope.train.run import RunSettings, train_run
 
 if TYPE_CHECKING:
-    from convscope.store import RunStore
+    pass
 
 
 @dataclass(frozen=True)
@@ -97,78 +95,12 @@ def run_study(
             with context as progress:
                 run = run_settings(settings, model, offset)
                 run_ids.append(train_run(run, store=store, progress=progress).run_id)
-    result = study_result(store, settings.name, run_ids=run_ids, settings=settings)
+    result = study_result(store, settings.name, run_ids=run_ids, models=settings.models)
     if out_dir is not None:
-        from convscope.render.study import write_study_folder
+        from convscope.report.study import write_study_folder
 
         write_study_folder(result, Path(out_dir))
     return result
-
-
-def run_result(store: Any, run_id: str) -> RunResult:
-    """A run's curves, test numbers and confusion matrix, read back from the store."""
-    from convscope.data.classes import class_names_for, dataset_class_names
-    from convscope.models.loading import load_model
-    from convscope.probe.summary import count_params
-
-    run = store.run(run_id)
-    metrics = store.metrics(run.id)
-    epochs = metrics["epoch"]
-
-    def series(name: str) -> np.ndarray:
-        return metrics.get(name, np.full(len(epochs), np.nan))
-
-    last = lambda name: float(series(name)[-1]) if not np.isnan(series(name)[-1]) else None  # noqa: E731
-    seconds = series("seconds")[1:]
-    confusion = store.artifacts(run.id, kind="confusion")
-    return RunResult(
-        run_id=run.id,
-        name=run.name,
-        model=run.model,
-        params=count_params(load_model(run.config.get("model", run.model)).module)[0],
-        epochs=epochs.astype(int),
-        train_loss=series("train_loss"),
-        train_acc=series("train_acc"),
-        val_loss=series("val_loss"),
-        val_acc=series("val_acc"),
-        class_names=dataset_class_names(run.dataset) or class_names_for(None, 10),
-        test_loss=last("test_loss"),
-        test_acc=last("test_acc"),
-        seconds_per_epoch=float(np.nanmean(seconds)) if len(seconds) else None,
-        confusion=store.load_array(confusion[0]) if confusion else None,
-    )
-
-
-def study_result(
-    store: Any,
-    name: str,
-    *,
-    run_ids: Sequence[str] | None = None,
-    settings: StudySettings | None = None,
-) -> StudyResult:
-    """The study's runs (its latest run of each model and seed, or ``run_ids``) as a StudyResult."""
-    if run_ids is None:
-        latest: dict[tuple[str, object], str] = {}
-        for run in store.runs_of_study(name):  # runs come oldest first
-            latest[(run.model, run.config.get("config", {}).get("seed"))] = run.id
-        run_ids = list(latest.values())
-    if not run_ids:
-        raise ConvscopeError(
-            f"no runs in study {name!r}; run `convscope study --name {name}` first"
-        )
-    runs = [run_result(store, run_id) for run_id in run_ids]
-    first = store.run(run_ids[0])
-    config = first.config.get("config", {})
-    info = {
-        "dataset": first.dataset,
-        **config,
-        "record": first.config.get("record"),
-        "subset": first.config.get("subset"),
-        "probe_per_class": first.config.get("probe_per_class"),
-    }
-    if settings is not None:
-        info["models"] = list(settings.models)
-    return StudyResult(name=name, dataset=first.dataset, runs=runs, settings=info)
 
 
 def study(
@@ -204,18 +136,3 @@ def study(
     )
     with open_store(store) as opened:
         return run_study(settings, store=opened, out_dir=Path(out) if out else None)
-
-
-def resolve_runs(store: RunStore, refs: Sequence[str]) -> tuple[str, list[str]]:
-    """A title and the run ids that ``refs`` name: study names, run ids, id prefixes, run names."""
-    if not refs:
-        raise ConvscopeError("name a study or at least one run (see `convscope runs list`)")
-    studies = set(store.studies())
-    ids: list[str] = []
-    for ref in refs:
-        if ref in studies:
-            ids += [r.run_id for r in study_result(store, ref).runs]
-        else:
-            ids.append(store.run(ref).id)
-    title = refs[0] if len(refs) == 1 and refs[0] in studies else ", ".join(refs)
-    return title, list(dict.fromkeys(ids))

@@ -12,8 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from convscope.render.study import COLUMNS, results_rows, study_html, write_study_folder
-from convscope.train.results import StudyResult
+from convscope.report.study import COLUMNS, results_rows, study_html, write_study_folder
+from convscope.store.results import StudyResult
 from tests.render import make_study
 
 EXPECTED_FILES = {

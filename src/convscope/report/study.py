@@ -23,7 +23,7 @@ from convscope.files import atomic_write, ensure_folder
 from convscope.render.confusion import plot_confusion_grid, plot_confusion_matrix
 from convscope.render.curves import plot_training_curves, run_labels
 from convscope.render.figures import data_uri, save_figure
-from convscope.train.results import RunResult, StudyResult
+from convscope.store.results import RunResult, StudyResult
 
 COLUMNS = (
     "model",
