@@ -1,20 +1,7 @@
-"""Activation maximisation: the input a class or a channel responds to most, by gradient ascent.
+"""The batched gradient ascent of every start of every target, its settings and results.
 
-Starts from several random images and climbs a class logit, a class probability or a
-channel's mean activation, with the regularisers of Olah et al., "Feature Visualization"
-(Distill 2017) that make the result readable: random jitter, scale and rotation (one
-``affine_grid`` per step), an occasional Gaussian blur (Yosinski et al. 2015), total
-variation (Mahendran & Vedaldi 2015) and an L2 decay towards the data mean. Images are
-optimised in a space that always maps to valid pixels: by default a 1/f-scaled Fourier
-spectrum (with colour decorrelation for RGB), the idea of Lucid/Lucent's
-``param/spatial.py`` and ``param/color.py``, put through a sigmoid; or a sigmoid of a
-pixel-space parameter.
-
-Written here rather than taken from Lucent because that package is unmaintained, is
-tied to old PyTorch releases and optimises one target at a time; this version runs all
-starts of all targets in one batch (8 starts of each of the ten LeNet-5 classes in 2-3 s
-on one core) and says so when it fails: a gradient that vanishes at every start, or an
-objective that stops rising, is reported as such and never drawn as if it were a result.
+All starts of all targets run as one batch; a target stops when its objective levels
+off, and each ends with an honest status (see :data:`convscope.probe.maximize.result.STATUSES`).
 """
 
 from __future__ import annotations
@@ -29,39 +16,36 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from convscope.data.classes import class_names_for
 from convscope.data.preprocess import InputSpec
-from convscope.errors import ConvscopeError, LayerError
+from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
-from convscope.models.modes import evaluating
-from convscope.probe.activations import capture, resolve_layers
-from convscope.probe.base import FigureResult, short_repr
-from convscope.probe.classes import ClassSpec, class_indices
+from convscope.probe.activations import capture
 from convscope.probe.exclusive import one_at_a_time
+from convscope.probe.maximize.image import (
+    ImageParam,
+    _normalize,
+    random_affine,
+    resolve_param,
+    total_variation,
+)
+from convscope.probe.maximize.result import MaximizeResult, TargetResult
+from convscope.probe.maximize.targets import (
+    ModelOutputError,
+    Target,
+    _frozen,
+    maximize_targets,
+    model_classes,
+)
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 OBJECTIVES = ("logit", "prob", "mean")
 """What is climbed: a class logit, a class probability, or a channel's mean activation."""
 
 PARAMETERISATIONS = ("auto", "pixel", "fourier")
 """How the image is parameterised; ``auto`` is Fourier (decorrelated colour for RGB)."""
-
-STATUSES = ("converged", "step-limit", "stalled", "vanishing-gradient")
-"""How an optimisation ended: the objective rose and levelled off; it rose until the step
-limit (more steps may raise it further); it did not rise; or it had no gradient."""
-
-ROSE = ("converged", "step-limit")
-"""The statuses of a target whose objective rose: its image is a result."""
-
-#: Lucid's square root of the ImageNet colour covariance (columns: decorrelated -> RGB).
-COLOR_CORRELATION_SVD_SQRT = np.array(
-    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32
-)
 
 ProgressFn = Callable[[int, int], None]
 """progress(steps_done, steps_total)."""
@@ -155,397 +139,8 @@ def default_settings(
     return replace(base, **chosen)
 
 
-@dataclass(frozen=True)
-class Target:
-    """What one optimisation climbs: a class output, or a channel (unit) of a layer."""
-
-    kind: str
-    index: int
-    label: str
-    layer: str | None = None
-
-    @property
-    def name(self) -> str:
-        """``"7"``, ``"Trouser"`` or ``"conv2d_2:3"``."""
-        return self.label if self.kind == "class" else f"{self.layer}:{self.index}"
-
-
-def model_classes(model: LoadedModel) -> tuple[str, ...]:
-    """The model's class names, or ``"0"..."K-1"`` from its output size."""
-    if model.class_names:
-        return tuple(model.class_names)
-    outputs = _probe_forward(model)
-    if outputs.ndim != 2:
-        raise ModelOutputError(model.name, tuple(outputs.shape))
-    return class_names_for(None, outputs.shape[1])
-
-
-class ModelOutputError(ConvscopeError):
-    """The model's output is not one score per class."""
-
-    def __init__(self, name: str, shape: tuple[int, ...]) -> None:
-        super().__init__(
-            f"{name} outputs shape {shape}, not one score per class; maximise a channel "
-            "instead (--channel LAYER:C)"
-        )
-
-
-def class_targets(model: LoadedModel, spec: ClassSpec) -> list[Target]:
-    """Targets for classes, in the grammar of :mod:`convscope.probe.classes`: an index, a
-    name (``"Trouser"``), ``"all"``, an inclusive range ``"0-9"`` or a list ``"1,7"``."""
-    classes = model_classes(model)
-    return [Target("class", i, classes[i]) for i in class_indices(spec, classes)]
-
-
-def channel_targets(model: LoadedModel, spec: str | Sequence[str]) -> list[Target]:
-    """Targets for channels: ``"LAYER:C"``, ``"LAYER:A-B"`` (inclusive), ``"LAYER:all"``.
-
-    An unknown layer is a :class:`LayerError` with the close matches; a channel out of
-    range is an error that gives the layer's channel count.
-    """
-    specs = [spec] if isinstance(spec, str) else list(spec)
-    targets: list[Target] = []
-    for text in specs:
-        layer, sep, channels = str(text).rpartition(":")
-        if not sep or not layer or not channels:
-            raise ConvscopeError(f"expected LAYER:CHANNEL such as conv2d_2:3, got {text!r}")
-        resolve_layers(model.module, [layer])
-        count = _layer_channels(model, layer)
-        for index in _channel_indices(channels, count, layer):
-            targets.append(Target("channel", index, f"{layer}:{index}", layer=layer))
-    return list(dict.fromkeys(targets))
-
-
-def _channel_indices(text: str, count: int, layer: str) -> list[int]:
-    if text.strip().casefold() == "all":
-        return list(range(count))
-    lo, sep, hi = text.partition("-")
-    try:
-        first, last = (int(lo), int(hi)) if sep and lo else (int(text), int(text))
-    except ValueError:
-        raise ConvscopeError(
-            f"expected a channel number, A-B or all after {layer}:, got {text!r}"
-        ) from None
-    if not (0 <= first <= last < count):
-        raise ConvscopeError(
-            f"channel {text} is out of range: {layer} has {count} channels (0-{count - 1})"
-        )
-    return list(range(first, last + 1))
-
-
-def _probe_forward(model: LoadedModel, layers: Sequence[str] = ()) -> Any:
-    """Outputs of a no-grad forward pass of one mid-gray input (and of ``layers`` if named)."""
-    spec = model.input_spec
-    x = _normalize(torch.full((1, spec.channels, spec.height, spec.width), 0.5), spec)
-    with _frozen(model.module), torch.no_grad(), capture(model.module, layers) as captured:
-        outputs = model.module(x)
-    if layers:
-        return outputs, captured
-    return outputs
-
-
-def _layer_channels(model: LoadedModel, layer: str) -> int:
-    """Channels (dim 1) of ``layer``'s output, found by one forward pass."""
-    _, captured = _probe_forward(model, [layer])
-    output = captured.output(layer)
-    if output.ndim < 2:
-        raise LayerError(f"layer {layer!r} outputs shape {tuple(output.shape)}: no channels")
-    return int(output.shape[1])
-
-
-# --------------------------------------------------------------------------------------------
-# results
-
-
-@dataclass(frozen=True)
-class TargetResult:
-    """The outcome for one target: its best image, trace, scores and status.
-
-    ``image`` is in display space (``H x W`` gray or ``H x W x 3`` RGB, values in
-    [0, 1]); ``input`` is the same image as the model takes it (``C x H x W``,
-    normalised, in the model's channel order). ``trace`` holds the objective per step
-    for each start (``starts x steps``, on the randomly transformed images).
-    """
-
-    __repr__ = short_repr
-
-    target: Target
-    image: np.ndarray
-    input: np.ndarray
-    trace: np.ndarray
-    start_score: float
-    score: float
-    prob: float | None
-    top: list[tuple[str, float]]
-    status: str
-    message: str
-    steps: int
-    best_start: int
-    start_scores: np.ndarray
-    scores: np.ndarray
-
-    @property
-    def drawn(self) -> bool:
-        """Whether the image is worth showing: it had a gradient and its score rose."""
-        return self.status != "vanishing-gradient" and self.score > self.start_score
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready metadata (no images)."""
-        return {
-            "target": self.target.name,
-            "kind": self.target.kind,
-            "index": self.target.index,
-            "layer": self.target.layer,
-            "status": self.status,
-            "message": self.message,
-            "start_score": _num(self.start_score),
-            "score": _num(self.score),
-            "prob": None if self.prob is None else _num(self.prob),
-            "top": [[name, _num(p)] for name, p in self.top],
-            "steps": self.steps,
-            "best_start": self.best_start,
-            "start_scores": [_num(v) for v in self.start_scores],
-            "scores": [_num(v) for v in self.scores],
-        }
-
-
-def _num(value: float) -> float | None:
-    value = float(value)
-    return round(value, 6) if math.isfinite(value) else None
-
-
-@dataclass(frozen=True)
-class MaximizeResult(FigureResult):
-    """Synthesised inputs for several targets of one model; draws itself as a grid."""
-
-    model: str
-    objective: str
-    param: str
-    settings: MaximizeSettings
-    targets: list[TargetResult]
-    channels: int
-    seconds: float
-    model_weights: str = ""
-
-    def figure(self, **options: Any) -> Figure:
-        """One panel per target with its name and score, and a convergence trace below.
-
-        See :func:`convscope.render.maximize.plot_maximize` for the options.
-        """
-        from convscope.render.maximize import plot_maximize
-
-        return plot_maximize(self, **options)
-
-    def trace_figure(self, **options: Any) -> Figure:
-        """The objective per step of every start of every target."""
-        from convscope.render.maximize import plot_traces
-
-        return plot_traces(self, **options)
-
-    @property
-    def inputs(self) -> np.ndarray:
-        """The best image of every target as the model takes it, ``N x C x H x W``."""
-        return np.stack([t.input for t in self.targets])
-
-    @property
-    def ok(self) -> bool:
-        """Whether the objective of every target rose (converged or reached the step limit)."""
-        return all(t.status in ROSE for t in self.targets)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready metadata: model, objective, settings and one record per target."""
-        probs = [t.prob for t in self.targets if t.prob is not None]
-        return {
-            "model": self.model,
-            "weights": self.model_weights,
-            "objective": self.objective,
-            "param": self.param,
-            "seconds": round(self.seconds, 3),
-            "settings": self.settings.to_dict(),
-            "mean_target_prob": _num(float(np.mean(probs))) if probs else None,
-            "targets": [t.to_dict() for t in self.targets],
-        }
-
-    def __rich__(self) -> Any:
-        from rich.table import Table
-
-        table = Table(title=f"{self.model}: activation maximisation ({self.objective})")
-        for column in ("target", "status", "start", "score", "p(target)", "top 3", "steps"):
-            numeric = column in ("start", "score", "p(target)", "steps")
-            table.add_column(
-                column, justify="right" if numeric else "left", no_wrap=column != "top 3"
-            )
-        for t in self.targets:
-            top = ", ".join(f"{name} ({p:.2f})" for name, p in t.top)
-            prob = "" if t.prob is None else f"{t.prob:.3f}"
-            style = {"converged": "green", "step-limit": "green", "stalled": "yellow"}.get(
-                t.status, "red"
-            )
-            table.add_row(
-                t.target.name,
-                f"[{style}]{t.status}[/]",
-                f"{t.start_score:.3g}",
-                f"{t.score:.3g}",
-                prob,
-                top,
-                str(t.steps),
-            )
-        return table
-
-
 # --------------------------------------------------------------------------------------------
 # image parameterisations
-
-
-def rfft2d_freqs(height: int, width: int) -> np.ndarray:
-    """Spatial frequency magnitude (cycles per pixel) of each ``rfft2`` coefficient."""
-    fy = np.fft.fftfreq(height)[:, None]
-    fx = np.fft.rfftfreq(width)[None, :]
-    return np.sqrt(fx * fx + fy * fy)
-
-
-def color_decorrelation() -> torch.Tensor:
-    """3x3 matrix taking decorrelated colour to RGB, columns scaled to unit max norm."""
-    matrix = COLOR_CORRELATION_SVD_SQRT
-    return torch.from_numpy(matrix / np.max(np.linalg.norm(matrix, axis=0)))
-
-
-class ImageParam:
-    """A batch of images as an unconstrained tensor; :meth:`pixels` maps it into [0, 1].
-
-    ``pixel``: the tensor is the pre-sigmoid image. ``fourier``: it is a spectrum scaled
-    by 1/f; natural images have about that spectrum, so the parameters are roughly
-    whitened and gradient steps no longer favour the many high frequencies (the noise
-    of plain pixel ascent). With three channels the channels are decorrelated colours,
-    mixed into RGB by :func:`color_decorrelation` before the sigmoid.
-
-    Start images are random, with pre-sigmoid pixels of standard deviation ``sd``
-    whatever the size: distinct starts, and no ReLU unit dead at all of them, as units
-    can be on a flat gray image.
-    """
-
-    FOURIER_MAGIC = 4.0  # Lucid's divisor that keeps the initial spectrum's image small
-
-    def __init__(
-        self,
-        shape: tuple[int, int, int, int],
-        kind: str,
-        decorrelate: bool,
-        generator: torch.Generator,
-        sd: float,
-    ) -> None:
-        self.shape = shape
-        self.kind = kind
-        n, c, h, w = shape
-        self.decorrelate = decorrelate and c == 3
-        self.color = color_decorrelation() if self.decorrelate else None
-        if kind == "fourier":
-            freqs = rfft2d_freqs(h, w)
-            self.freqs = torch.from_numpy(freqs).float()
-            scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w))
-            self.scale = torch.from_numpy(scale).float()[None, None, :, :, None]
-            self.tensor = torch.randn((n, c, *freqs.shape, 2), generator=generator)
-        else:
-            self.tensor = torch.randn(shape, generator=generator)
-        with torch.no_grad():  # starts whose pre-sigmoid pixels have standard deviation sd
-            spread = float(self.pre_sigmoid().std()) if n * c * h * w > 1 else 1.0
-            self.tensor.mul_(sd / spread if spread > 0 else 0.0)
-        self.tensor.requires_grad_(True)
-
-    def pre_sigmoid(self) -> torch.Tensor:
-        """The image before the sigmoid (decorrelated colours already mixed into RGB)."""
-        h, w = self.shape[2:]
-        if self.kind == "fourier":
-            spectrum = torch.view_as_complex(self.scale * self.tensor)
-            image = torch.fft.irfft2(spectrum, s=(h, w), norm="ortho") / self.FOURIER_MAGIC
-        else:
-            image = self.tensor
-        if self.color is not None:
-            image = torch.einsum("nchw,dc->ndhw", image, self.color)
-        return image
-
-    def pixels(self) -> torch.Tensor:
-        """The images in [0, 1], ``N x C x H x W``, RGB order."""
-        return torch.sigmoid(self.pre_sigmoid())
-
-    @torch.no_grad()
-    def blur_(self, sigma: float) -> None:
-        """Blur the images in place with a Gaussian of ``sigma`` pixels (before the sigmoid).
-
-        In Fourier space this is exact: the spectrum is multiplied by the Gaussian's
-        frequency response ``exp(-2 pi^2 sigma^2 f^2)``.
-        """
-        if sigma <= 0:
-            return
-        if self.kind == "fourier":
-            response = torch.exp(-2 * math.pi**2 * sigma**2 * self.freqs**2)
-            self.tensor.mul_(response[None, None, :, :, None])
-            return
-        self.tensor.copy_(gaussian_blur(self.tensor, sigma))
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``N x C x H x W`` images blurred per channel by a Gaussian (reflected borders)."""
-    radius = max(1, min(math.ceil(2 * sigma), min(images.shape[-2:]) - 1))
-    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
-    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    c = images.shape[1]
-    padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
-    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(rows, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
-def resolve_param(param: str) -> str:
-    """``auto`` -> ``fourier`` (for gray too: it gives smoother, more readable digits)."""
-    return "fourier" if param == "auto" else param
-
-
-# --------------------------------------------------------------------------------------------
-# transforms and penalties
-
-
-def random_affine(
-    images: torch.Tensor,
-    settings: MaximizeSettings,
-    generator: torch.Generator,
-    padding: str,
-) -> torch.Tensor:
-    """Each image jittered, scaled and rotated at random, in one ``grid_sample`` call."""
-    n, _, h, w = images.shape
-    if settings.jitter == 0 and settings.scale == 0 and settings.rotate == 0:
-        return images
-
-    def uniform(low: float, high: float) -> torch.Tensor:
-        return low + (high - low) * torch.rand(n, generator=generator)
-
-    shift = settings.jitter
-    tx = torch.randint(-shift, shift + 1, (n,), generator=generator).float() * 2 / w
-    ty = torch.randint(-shift, shift + 1, (n,), generator=generator).float() * 2 / h
-    zoom = uniform(1 - settings.scale, 1 + settings.scale)
-    angle = uniform(-settings.rotate, settings.rotate) * math.pi / 180
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack(
-        [torch.stack([cos, -sin, tx], dim=1), torch.stack([sin, cos, ty], dim=1)], dim=1
-    )
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, padding_mode=padding, align_corners=False)
-
-
-def total_variation(images: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference between neighbouring pixels, per image."""
-    dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean(dim=(1, 2, 3))
-    dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean(dim=(1, 2, 3))
-    return dx + dy
-
-
-def _normalize(pixels: torch.Tensor, spec: InputSpec) -> torch.Tensor:
-    """RGB pixels in [0, 1] -> the model's input (BGR flip if asked, then mean/std)."""
-    if spec.channel_order == "BGR" and spec.channels == 3:
-        pixels = pixels.flip(1)
-    mean = torch.tensor(spec.mean, dtype=pixels.dtype).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, dtype=pixels.dtype).view(1, -1, 1, 1)
-    return (pixels - mean) / std
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,19 +199,6 @@ SMALL_BATCH_ELEMENTS = 2**18
 """Batches up to this many input values count as small (see :func:`_compute_mode`)."""
 
 
-def maximize_targets(
-    model: LoadedModel,
-    classes: int | str | Sequence[int | str] | None = None,
-    channels: str | Sequence[str] | None = None,
-) -> list[Target]:
-    """The targets :func:`maximize` climbs: ``classes`` or ``channels``, exactly one given."""
-    if (classes is None) == (channels is None):
-        raise ConvscopeError("give classes or channels to maximise (one of them)")
-    return (
-        class_targets(model, classes) if classes is not None else channel_targets(model, channels)
-    )
-
-
 def ascent_size(model: LoadedModel, targets: int, starts: int | None = None) -> int:
     """Input values in one ascent batch: ``targets x starts x C x H x W``."""
     starts = starts or default_settings(model.input_spec).starts
@@ -644,20 +226,6 @@ def process_compute_mode(elements: int, threads: int | None = None):
     finally:
         torch.set_num_threads(threads_before)
         torch.backends.mkldnn.enabled = onednn_before
-
-
-@contextmanager
-def _frozen(module: nn.Module):
-    """Eval mode and no weight gradients inside the block (both restored after)."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    with evaluating(module, grad=True):
-        try:
-            for p, _ in flags:
-                p.requires_grad_(False)
-            yield
-        finally:
-            for p, flag in flags:
-                p.requires_grad_(flag)
 
 
 # --------------------------------------------------------------------------------------------
