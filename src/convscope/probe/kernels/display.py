@@ -30,7 +30,7 @@ import numpy as np
 from convscope.errors import ConvscopeError
 from convscope.models.provenance import model_title
 from convscope.probe.base import FigureResult
-from convscope.probe.kernels.weights import _finite_kernels
+from convscope.probe.kernels.arrays import finite_kernels
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -82,7 +82,7 @@ def normalize_per_kernel(values: np.ndarray) -> np.ndarray:
     """
     values = np.asarray(values, dtype=np.float64)
     out = np.full(values.shape, np.nan)
-    for i in np.flatnonzero(_finite_kernels(values)):
+    for i in np.flatnonzero(finite_kernels(values)):
         lo, hi = values[i].min(), values[i].max()
         out[i] = (values[i] - lo) / (hi - lo) if hi > lo else 0.5
     return out.astype(np.float32)
@@ -90,7 +90,7 @@ def normalize_per_kernel(values: np.ndarray) -> np.ndarray:
 
 def layer_range(values: np.ndarray) -> tuple[float, float]:
     """``(min, max)`` over the finite kernels (``(0, 0)`` when none is finite)."""
-    good = np.asarray(values)[_finite_kernels(np.asarray(values))]
+    good = np.asarray(values)[finite_kernels(np.asarray(values))]
     return (float(good.min()), float(good.max())) if good.size else (0.0, 0.0)
 
 
@@ -106,7 +106,7 @@ def normalize_layer(
     values = np.asarray(values, dtype=np.float64)
     lo, hi = scale if scale is not None else layer_range(values)
     out = (values - lo) / (hi - lo) if hi > lo else np.full(values.shape, 0.5)
-    out[~_finite_kernels(values)] = np.nan
+    out[~finite_kernels(values)] = np.nan
     return out.astype(np.float32), (float(lo), float(hi))
 
 
@@ -120,7 +120,7 @@ def normalize_diverging(values: np.ndarray, bound: float | None = None) -> tuple
         lo, hi = layer_range(values)
         bound = max(abs(lo), abs(hi))
     out = values / bound if bound > 0 else np.zeros(values.shape)
-    out[~_finite_kernels(values)] = np.nan
+    out[~finite_kernels(values)] = np.nan
     return out.astype(np.float32), float(bound)
 
 

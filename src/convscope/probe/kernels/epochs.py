@@ -11,6 +11,7 @@ import numpy as np
 from convscope.errors import ConvscopeError, LayerError
 from convscope.naming import close_matches
 from convscope.probe.base import FigureResult
+from convscope.probe.kernels.arrays import default_channel_order
 from convscope.probe.kernels.display import (
     KernelGrid,
     _check_options,
@@ -19,7 +20,7 @@ from convscope.probe.kernels.display import (
     kernel_images,
 )
 from convscope.probe.kernels.health import KernelHealth, kernel_health
-from convscope.probe.kernels.weights import KernelSet, _default_order
+from convscope.probe.kernels.weights import KernelSet
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -228,7 +229,7 @@ def kernels_over_epochs(
     weights = np.stack([store.load_array(found[e]).astype(np.float32) for e in chosen])
     if weights.ndim != 5:
         raise ConvscopeError(f"recorded kernels of {layer} are not 4-D (shape {weights.shape[1:]})")
-    order = _default_order(weights.shape[2], _run_channel_order(record))
+    order = default_channel_order(weights.shape[2], _run_channel_order(record))
     if channel_order is not None:
         if weights.shape[2] != 3:
             raise ConvscopeError(

@@ -11,7 +11,7 @@ import numpy as np
 
 from convscope.errors import ConvscopeError
 from convscope.probe.base import FigureResult
-from convscope.probe.kernels.weights import _finite_kernels
+from convscope.probe.kernels.arrays import finite_kernels
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -76,7 +76,7 @@ def high_freq_energy(weights: np.ndarray) -> np.ndarray:
     total = power.sum(axis=(1, 2, 3))
     high = (power * mask).sum(axis=(1, 2, 3))
     share = np.divide(high, total, out=np.full(len(w), np.nan), where=total > 0)
-    share[~_finite_kernels(w)] = np.nan
+    share[~finite_kernels(w)] = np.nan
     return share
 
 
@@ -292,7 +292,7 @@ def kernel_health(
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 4:
         raise ConvscopeError(f"kernels must be out x in x H x W, got shape {w.shape}")
-    finite = _finite_kernels(w)
+    finite = finite_kernels(w)
     norms = np.full(len(w), np.nan)
     norms[finite] = np.linalg.norm(w[finite].reshape(int(finite.sum()), -1), axis=1)
     median = float(np.median(norms[finite])) if finite.any() else 0.0

@@ -15,8 +15,9 @@ from torch import nn
 from convscope.errors import ConvscopeError, ImageError, LayerError
 from convscope.probe.base import FigureResult
 from convscope.probe.exclusive import one_at_a_time
+from convscope.probe.kernels.arrays import pair
 from convscope.probe.kernels.display import kernel_images, normalize_per_kernel
-from convscope.probe.kernels.weights import _pair, find_conv, kernel_set, kernel_weight
+from convscope.probe.kernels.weights import find_conv, kernel_set, kernel_weight
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -102,7 +103,7 @@ def conv_response(conv: nn.Module, x: torch.Tensor, kernel: int) -> torch.Tensor
     elif padding == "same":
         from convscope.models.layers import same_padding
 
-        x = F.pad(x, same_padding(_pair(weight.shape[2:]), _pair(dilation)))
+        x = F.pad(x, same_padding(pair(weight.shape[2:]), pair(dilation)))
         padding = 0
     with torch.no_grad():
         return F.conv2d(x, w, b, stride, padding, dilation)[:, 0]

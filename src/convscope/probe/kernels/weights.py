@@ -18,6 +18,7 @@ from convscope.errors import ConvscopeError, LayerError
 from convscope.naming import close_matches
 from convscope.probe.activations import resolve_layers
 from convscope.probe.base import FigureResult
+from convscope.probe.kernels.arrays import default_channel_order, pair
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -182,22 +183,6 @@ class KernelSet(FigureResult):
         }
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    """``3`` -> ``(3, 3)``; ``(2, 1)`` stays."""
-    if isinstance(value, int):
-        return int(value), int(value)
-    first, second = (int(v) for v in value)
-    return first, second
-
-
-def _default_order(in_channels: int, input_order: str | None) -> str | None:
-    if in_channels == 1:
-        return "gray"
-    if in_channels == 3:
-        return input_order or "RGB"
-    return None
-
-
 def kernel_set(
     model: LoadedModel | nn.Module, layer: str, *, channel_order: str | None = None
 ) -> KernelSet:
@@ -226,21 +211,16 @@ def kernel_set(
         model=name,
         layer=layer,
         weights=weights,
-        channel_order=_default_order(weights.shape[1], input_order),
+        channel_order=default_channel_order(weights.shape[1], input_order),
         layer_type=type(conv).__name__,
         source=source,
         bias=bias_array,
-        stride=_pair(getattr(conv, "stride", 1)),
+        stride=pair(getattr(conv, "stride", 1)),
         padding=getattr(conv, "padding", 0)
         if isinstance(getattr(conv, "padding", 0), str)
-        else _pair(getattr(conv, "padding", 0)),
-        dilation=_pair(getattr(conv, "dilation", 1)),
+        else pair(getattr(conv, "padding", 0)),
+        dilation=pair(getattr(conv, "dilation", 1)),
         groups=int(getattr(conv, "groups", 1)),
         model_weights="" if isinstance(model, nn.Module) else model.weights,
     )
     return kernels.with_channel_order(channel_order) if channel_order else kernels
-
-
-def _finite_kernels(values: np.ndarray) -> np.ndarray:
-    """Whether each kernel (first axis) is entirely finite."""
-    return np.isfinite(values.reshape(len(values), -1)).all(axis=1)
