@@ -245,3 +245,25 @@ def test_layer_errors(capsys, tmp_path: Path) -> None:
         "--out", str(tmp_path / "maps.jpg"),
     )  # fmt: skip
     assert_user_error(result, ".png")
+
+
+@pytest.mark.slow
+def test_sigterm_mid_stream_leaves_nothing_behind(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "acts"
+    command = [sys.executable, "-m", "convscope", "features", "residual", "--image",
+               "fashion-mnist:train:0-60000", "--layers", "conv2D_1", "--npy", str(out)]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".*.part")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        time.sleep(0.2)
+    assert list(out.glob(".*.part")), "the stream never started"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143 and "convscope: terminated" in err
+    assert not out.exists()  # partial files and the folder it made are gone

@@ -33,7 +33,7 @@ def test_untrained_models_are_seeded_by_default_and_say_so() -> None:
 
 
 def test_bad_seeds_are_refused() -> None:
-    for seed in (-1, 1.5, True):
+    for seed in (-1, 1.5, True, 2**32):
         with pytest.raises(ModelError, match="seed must be a whole number"):
             load_model("lenet5", seed=seed)  # type: ignore[arg-type]
 
@@ -79,6 +79,12 @@ def test_an_epoch_the_run_lacks_lists_the_ones_it_has(recorded_runs) -> None:
         load_model(f"run:{ids[0]}@7", store=root)
     with pytest.raises(ModelError, match="the epoch after @ must be a whole number"):
         load_model(f"run:{ids[0]}@last", store=root)
+    with pytest.raises(ModelError, match="give the epoch after @"):
+        load_model(f"run:{ids[0]}@", store=root)
+    from convscope.store.errors import StoreError
+
+    with pytest.raises(StoreError, match=f"no run 'deadbeef' in the store {root}"):
+        load_model("run:deadbeef@1", store=root)
 
 
 def test_cli_run_at_epoch_and_untrained_json(recorded_runs, capsys) -> None:
@@ -95,8 +101,12 @@ def test_cli_run_at_epoch_and_untrained_json(recorded_runs, capsys) -> None:
     assert_user_error(
         run(capsys, "predict", f"run:{ids[1]}@9", *common), "no checkpoint of epoch 9", "0-2"
     )
-    status, _, err = run(capsys, "summary", "lenet5", "--seed", "-1")
-    assert status == 2 and "whole number of 0 or more" in err
+    for bad in ("-1", "4294967296", "99999999999999999999"):
+        assert_user_error(run(capsys, "summary", "lenet5", "--seed", bad), "from 0 to 2**32 - 1")
+    for url in ("ftp://example.com/r50.pth", "file:///tmp/r18.pth"):
+        assert_user_error(
+            run(capsys, "summary", "resnet50", "--weights", url), "unsupported URL scheme"
+        )
 
 
 def test_cli_kernels_of_an_untrained_model_repeat(tmp_path: Path, capsys) -> None:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from rich_argparse import RawDescriptionRichHelpFormatter
 
@@ -140,6 +143,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
+    with _terminate_as_interrupt():
+        return _run(args)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a job scheduler), raised where the work is."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into an exception for the duration of a command, like Ctrl-C.
+
+    Then the ``finally`` blocks and error handlers run: a killed ``features --npy``
+    removes its partial files as an interrupted one does. The previous handler is
+    restored afterwards (the CLI also runs in-process, from tests).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command's handler, with the error contract around it."""
     try:
         return int(args.handler(args) or 0)
     except ConvscopeError as exc:
@@ -148,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(exc).split())
         sys.stderr.write(f"convscope: error: {message}\n")
         return 2
+    except Terminated:
+        sys.stderr.write("convscope: terminated\n")
+        return 143
     except KeyboardInterrupt:
         sys.stderr.write("convscope: interrupted\n")
         return 130

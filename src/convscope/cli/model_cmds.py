@@ -151,13 +151,15 @@ def note_upscaled(images: list[InputImage], model: LoadedModel, most: int = 3) -
 
 
 def seed_value(text: str) -> int:
-    """``--seed``: a whole number of 0 or more."""
+    """``--seed``: a whole number from 0 to 2**32 - 1 (what every seeded generator takes)."""
     try:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to 2**32 - 1 (4294967295), got {text!r}"
+        )
     return value
 
 
@@ -165,6 +167,11 @@ def weights_value(text: str) -> str:
     """``--weights``: kept as typed (a path, a URL or a name; see ``load_weights``)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("give a weights file, a URL or a name such as imagenet")
+    scheme = text.split("://", 1)[0].lower() if "://" in text else None
+    if scheme is not None and scheme not in ("http", "https"):
+        raise argparse.ArgumentTypeError(
+            f"unsupported URL scheme {scheme}:// in {text!r}; give an http(s) URL or a file path"
+        )
     return text
 
 

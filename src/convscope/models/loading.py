@@ -50,8 +50,10 @@ def load_model(
     ``tf``, ``caffe``, ``torch``; see :data:`convscope.models.keras.PREPROCESS_MODES`)
     replaces the input normalisation of any model, Keras or not; the input size is kept.
     """
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ModelError(f"seed must be a whole number of 0 or more, got {seed!r}")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32
+    ):
+        raise ModelError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}")
     if spec.startswith("run:"):
         model = _from_run(spec.split(":", 1)[1], store)
     elif seed is None:
@@ -126,7 +128,11 @@ def _from_run(ref: str, store_path: str | Path | None) -> LoadedModel:
     from convscope.models.checkpoint import load_checkpoint
     from convscope.store import DEFAULT_STORE_DIR, open_store
 
-    run_ref, _, epoch_text = ref.partition("@")
+    run_ref, at, epoch_text = ref.partition("@")
+    if at and not epoch_text:
+        raise ModelError(
+            f"run:{ref}: give the epoch after @, e.g. run:{run_ref}@0 (before training)"
+        )
     with open_store(store_path or DEFAULT_STORE_DIR, create=False) as store:
         run = store.run(run_ref)
         checkpoints = store.checkpoints(run.id)

@@ -31,17 +31,21 @@ def _listing(records: list[RunRecord]) -> str:
     return ", ".join(f"{r.id} ({r.name})" for r in records)
 
 
-def _unknown(conn: sqlite3.Connection, ref: str) -> StoreError:
-    """The error for a reference that matches no run, with close matches."""
+def _unknown(conn: sqlite3.Connection, ref: str, where: str | None) -> StoreError:
+    """The error for a reference that matches no run, with close matches and the store."""
     candidates = [row[0] for row in conn.execute("SELECT id FROM runs")]
     candidates += [row[0] for row in conn.execute("SELECT DISTINCT name FROM runs")]
+    store = f"the store {where}" if where else "this store"
+    listing = f"convscope runs list --store {where}" if where else "convscope runs list"
     return StoreError(
-        f"no run {ref!r} in this store{close_matches(ref, candidates)} "
-        "(`convscope runs list` shows the runs)"
+        f"no run {ref!r} in {store}{close_matches(ref, candidates)} (`{listing}` shows the "
+        "runs; --store DIR names another store)"
     )
 
 
-def resolve(conn: sqlite3.Connection, ref: str, *, exact: bool = False) -> RunRecord:
+def resolve(
+    conn: sqlite3.Connection, ref: str, *, exact: bool = False, where: str | None = None
+) -> RunRecord:
     """The run whose id is ``ref``, else whose unique name is, else whose id starts with it.
 
     With ``exact`` only a full id or a unique name is accepted (for deleting).
@@ -69,7 +73,7 @@ def resolve(conn: sqlite3.Connection, ref: str, *, exact: bool = False) -> RunRe
         )
     if prefixed:
         return prefixed[0]
-    raise _unknown(conn, ref)
+    raise _unknown(conn, ref, where)
 
 
 def pid_alive(pid: int) -> bool:

@@ -218,7 +218,7 @@ class RunStore:
 
     def run(self, ref: str) -> RunRecord:
         """The run named by ``ref``: its id, a unique start of its id, or its unique name."""
-        return refresh_stale(self._conn, [resolve(self._conn, ref)])[0]
+        return refresh_stale(self._conn, [resolve(self._conn, ref, where=str(self.root))])[0]
 
     def studies(self) -> list[str]:
         """The names of the studies that have runs, sorted."""
@@ -236,7 +236,9 @@ class RunStore:
 
     def delete_run(self, ref: str, *, force: bool = False) -> RunRecord:
         """Delete a run given by exact id or name: its rows (one transaction), then its files."""
-        record = refresh_stale(self._conn, [resolve(self._conn, ref, exact=True)])[0]
+        record = refresh_stale(
+            self._conn, [resolve(self._conn, ref, exact=True, where=str(self.root))]
+        )[0]
         if record.status == RunStatus.RUNNING and not force:
             raise StoreError(
                 f"run {record.id} ({record.name}) is running (pid {record.pid} on {record.host}); "
