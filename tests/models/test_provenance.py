@@ -50,9 +50,13 @@ def test_weights_from_a_file_and_a_checkpoint_are_named(tmp_path: Path) -> None:
 
 def test_titles_flag_untrained_weights_only() -> None:
     assert model_title("resnet50", "random init (seed 0)") == (
-        "resnet50 (untrained: random init (seed 0))"
+        "resnet50 (untrained: random init, seed 0)"
     )
-    assert model_title("resnet50", "file r50.pth") == "resnet50"
+    assert model_title("resnet50", "file r50.pth") == "resnet50 (file r50.pth)"
+    assert model_title("lenet5", "run ab12 epoch 0 (before the first update)") == (
+        "lenet5 (run ab12 epoch 0, before the first update)"
+    )
+    assert model_title("Sequential", "") == "Sequential"
     assert is_untrained("random init (unseeded)") and not is_untrained("run ab12 epoch 3")
     assert "Untrained" in untrained_caption("random init (seed 0)")
     assert untrained_caption("imagenet (IMAGENET1K_V2)") == ""

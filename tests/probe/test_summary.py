@@ -67,7 +67,7 @@ def test_summary_of_an_untrained_model_says_so() -> None:
     summary = summarize(load_model("lenet5"))
     assert summary.model_weights == "random init (seed 0)"
     assert "untrained" in str(summary).splitlines()[0]
-    assert "Untrained weights (random init (seed 0))" in str(summary)
+    assert "Untrained weights (random init, seed 0)" in str(summary)
     assert summary.mult_adds > 280_000  # conv1 alone: (150 + 6) * 24 * 24 = 89,856
 
 

@@ -53,7 +53,7 @@ def test_gray_grid_draws_the_mosaic_with_a_colour_bar_only_when_shared(lenet) ->
             bar_limits = fig.axes[1].get_ylim()
             assert bar_limits == pytest.approx(grid.scale)  # the colour bar is in weight units
         assert fig.get_suptitle().startswith(
-            "lenet (untrained: random init (seed 0)) · conv2d_1: 20 kernels of 1×5×5"
+            "lenet (untrained: random init, seed 0) · conv2d_1: 20 kernels of 1×5×5"
         )
 
 

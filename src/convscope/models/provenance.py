@@ -26,9 +26,19 @@ def is_untrained(weights: str) -> bool:
     return weights.startswith(RANDOM_INIT)
 
 
+def flat_label(weights: str) -> str:
+    """A weights description without nested brackets: ``random init, seed 0``."""
+    return weights.replace(" (", ", ").replace(")", "")
+
+
 def model_title(name: str, weights: str) -> str:
-    """A model's name for titles and tables, flagged when its weights are untrained."""
-    return f"{name} (untrained: {weights})" if is_untrained(weights) else name
+    """A model's name for titles and tables with its weights: ``lenet5 (run ab12 epoch 5)``,
+    ``lenet5 (untrained: random init, seed 0)``; just the name when nothing is known."""
+    if not weights:
+        return name
+    if is_untrained(weights):
+        return f"{name} (untrained: {flat_label(weights)})"
+    return f"{name} ({flat_label(weights)})"
 
 
 def untrained_caption(weights: str) -> str:
@@ -36,6 +46,6 @@ def untrained_caption(weights: str) -> str:
     if not is_untrained(weights):
         return ""
     return (
-        f"Untrained weights ({weights}): these numbers show no learning; "
-        "pass --weights (a file, imagenet) or a trained checkpoint."
+        f"Untrained weights ({flat_label(weights)}): nothing here was learned yet; load "
+        "trained ones with --weights, a checkpoint or run:ID."
     )

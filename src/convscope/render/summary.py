@@ -39,12 +39,7 @@ def _costs(summary: ModelSummary) -> list[tuple[str, str]]:
 
 def _heading(summary: ModelSummary) -> str:
     name = model_title(summary.model, summary.model_weights)
-    weights = (
-        ""
-        if name != summary.model or not summary.model_weights
-        else f", weights: {summary.model_weights}"
-    )
-    return f"{name}  (input {_shape(summary.input_shape)}{weights})"
+    return f"{name} · input {_shape(summary.input_shape)}"
 
 
 def summary_table(summary: ModelSummary) -> Table:
