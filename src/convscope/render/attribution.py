@@ -155,8 +155,10 @@ def attribution_table(results: Sequence[AttributionResult]) -> Group:
     """Terminal tables, one per input: each method's value range and notes."""
     tables = []
     for result in results:
+        title = f"{model_title(result.model, result.model_weights)} · {result.image}"
         table = Table(
-            title=f"{model_title(result.model, result.model_weights)} · {result.image}",
+            title=title,
+            min_width=len(title),
             caption=(
                 f"target {result.target_name} ({result.score} {result.target_score:.4g}, "
                 f"p={result.target_probability:.3f}) · predicted {result.predicted_name}"

@@ -48,7 +48,8 @@ def summary_table(summary: ModelSummary) -> Table:
     caption += "\n" + "\n".join(f"{label}: {value}" for label, value in _costs(summary))
     if untrained_caption(summary.model_weights):
         caption += "\n" + untrained_caption(summary.model_weights)
-    table = Table(title=_heading(summary), caption=caption, caption_justify="left")
+    heading = _heading(summary)  # the table is at least as wide as its title: no wrapped title
+    table = Table(title=heading, caption=caption, caption_justify="left", min_width=len(heading))
     table.add_column("Layer")
     table.add_column("Type", style="cyan")
     table.add_column("Output shape", style="magenta")

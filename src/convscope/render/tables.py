@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 
 def predictions_table(predictions: Predictions) -> Table:
     """Input, true label (when known) and the top classes with their probabilities."""
+    title = f"{model_title(predictions.model, predictions.model_weights)}: predictions"
     table = Table(
-        title=escape(f"{model_title(predictions.model, predictions.model_weights)}: predictions"),
+        title=escape(title),
+        min_width=len(title),
         caption=escape(untrained_caption(predictions.model_weights)) or None,
         caption_justify="left",
     )
