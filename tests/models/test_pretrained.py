@@ -75,9 +75,13 @@ def test_imagenet_weights_are_read_from_the_torch_hub_cache(torch_home: Path) ->
     weights = tvm.ResNet18_Weights.DEFAULT
     state = seeded_state(tvm.resnet18)
     torch.save(state, cache_file(torch_home, weights.url))
-    model = load_model("torchvision:resnet18", weights="imagenet")
+    with pytest.warns(UserWarning, match="does not match the sha256 its name carries"):
+        model = load_model("torchvision:resnet18", weights="imagenet")
     assert_same_tensors(model.module, state)
-    assert model.weights == "imagenet (IMAGENET1K_V1)"
+    # a file made here is not torchvision's: used, but never passed off as its weights
+    assert model.weights == (
+        "imagenet (IMAGENET1K_V1, unverified: resnet18-f37072fd.pth does not match its sha256)"
+    )
     assert model.class_names is not None and model.class_names[281] == "tabby"
     assert model.input_spec.resize_to == 256 and model.input_spec.height == 224
     assert not model.module.training
@@ -89,8 +93,9 @@ def test_resnet50_takes_a_weights_name_and_its_input_spec(torch_home: Path) -> N
     torch.save(state, cache_file(torch_home, weights.url))
     for name in ("imagenet", "IMAGENET1K_V2", "imagenet1k_v2", "ResNet50_Weights.IMAGENET1K_V2"):
         assert torchvision_weights("resnet50", name) is weights
-    model = load_model("resnet50", weights="IMAGENET1K_V2")
-    assert model.weights == "imagenet (IMAGENET1K_V2)"
+    with pytest.warns(UserWarning, match="not the published IMAGENET1K_V2 weights"):
+        model = load_model("resnet50", weights="IMAGENET1K_V2")
+    assert model.weights.startswith("imagenet (IMAGENET1K_V2, unverified")
     assert model.input_spec.resize_to == 232  # V2's own transforms, not V1's 256
     assert_same_tensors(model.module, state)
 
@@ -101,17 +106,18 @@ def test_checkpoint_and_summary_record_the_weights(
     weights = tvm.ResNet18_Weights.DEFAULT
     state = seeded_state(tvm.resnet18)
     torch.save(state, cache_file(torch_home, weights.url))
-    checkpoint = save_checkpoint(
-        load_model("torchvision:resnet18", weights="imagenet"), tmp_path / "r18.ckpt"
-    )
-    again = load_checkpoint(checkpoint)
-    assert again.weights == "imagenet (IMAGENET1K_V1)"
+    with pytest.warns(UserWarning):
+        loaded = load_model("torchvision:resnet18", weights="imagenet")
+    again = load_checkpoint(save_checkpoint(loaded, tmp_path / "r18.ckpt"))
+    assert again.weights == loaded.weights
+    assert again.weights.startswith("imagenet (IMAGENET1K_V1")
     assert_same_tensors(again.module, state)
     status, out, err = run(
         capsys, "summary", "torchvision:resnet18", "--weights", "imagenet", "--json"
     )
     assert status == 0, err
-    assert json.loads(out)["weights"] == "imagenet (IMAGENET1K_V1)"
+    assert json.loads(out)["weights"] == again.weights
+    assert "convscope: warning: " in err and "does not match the sha256" in err
 
 
 def test_googlenet_weights_rebuild_from_a_checkpoint(torch_home: Path, tmp_path: Path) -> None:
@@ -280,15 +286,20 @@ def test_timm_offline_with_nothing_cached_names_the_url_and_the_path(
     pytest.importorskip("timm")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     url = "https://huggingface.co/timm/efficientnet_lite0.ra_in1k/resolve/main/model.safetensors"
-    drop_in = tmp_path / "th" / "hub" / "checkpoints" / "efficientnet_lite0_ra-37913777.pth"
+    checkpoints = tmp_path / "th" / "hub" / "checkpoints"
+    drop_in = checkpoints / "efficientnet_lite0.ra_in1k.safetensors"  # what the URL serves
     result = run(capsys, "summary", "timm:efficientnet_lite0", "--weights", "imagenet")
     assert_user_error(result, url, str(drop_in))
     torch.manual_seed(5)
     import timm
+    from safetensors.torch import save_file
 
     state = timm.create_model("efficientnet_lite0").state_dict()
-    drop_in.parent.mkdir(parents=True)
-    torch.save(state, drop_in)  # a file downloaded elsewhere, put where the line said
+    checkpoints.mkdir(parents=True)
+    save_file(state, drop_in)  # the file downloaded elsewhere, put where the line said
+    assert_same_tensors(load_model("timm:efficientnet_lite0", weights="imagenet").module, state)
+    drop_in.unlink()
+    torch.save(state, checkpoints / "efficientnet_lite0_ra-37913777.pth")  # timm's old .pth
     assert_same_tensors(load_model("timm:efficientnet_lite0", weights="imagenet").module, state)
 
 
@@ -296,3 +307,19 @@ def test_timm_unknown_tag_lists_the_tags(hf_cache: Path) -> None:
     pytest.importorskip("timm")
     with pytest.raises(ModelError, match=r"ra_in1k.*did you mean ra_in1k"):
         load_model("timm:efficientnet_lite0", weights="ra_in1kk")
+
+
+def test_a_cached_file_is_checked_against_the_hash_in_its_name(tmp_path: Path) -> None:
+    import hashlib
+
+    from convscope.models.pretrained import cached_hash_matches
+
+    data = b"weights"
+    digest = hashlib.sha256(data).hexdigest()
+    good, bad, plain = (tmp_path / f"net-{digest[:8]}.pth", tmp_path / "net-00000000.pth",
+                        tmp_path / "net.pth")  # fmt: skip
+    for path in (good, bad, plain):
+        path.write_bytes(data)
+    assert cached_hash_matches(good) is True
+    assert cached_hash_matches(bad) is False
+    assert cached_hash_matches(plain) is None

@@ -143,8 +143,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
-    with _terminate_as_interrupt():
+    with _terminate_as_interrupt(), warnings.catch_warnings():
+        warnings.showwarning = _warning_line  # restored when the command ends
         return _run(args)
+
+
+def _warning_line(
+    message: Warning | str, category: type[Warning], *_args: object, **_kw: object
+) -> None:
+    """A library warning as the CLI says things: one line on stderr."""
+    sys.stderr.write(f"convscope: warning: {' '.join(str(message).split())}\n")
 
 
 class Terminated(KeyboardInterrupt):

@@ -101,10 +101,47 @@ def fetch_url(url: str, *, what: str, check_hash: bool) -> Path:
     return path
 
 
+def cached_hash_matches(path: Path) -> bool | None:
+    """Whether a cached file's sha256 starts with the prefix its name carries
+    (``resnet50-11ad3fa6.pth``); None when the name carries none.
+
+    torch.hub checks only what it downloads; a file put into the cache by hand (as the
+    offline message invites) is checked here on every use, so a wrong file is never
+    reported as the library's weights.
+    """
+    import hashlib
+
+    import torch.hub
+
+    match = torch.hub.HASH_REGEX.search(path.name)
+    if match is None:
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest().startswith(match.group(1))
+
+
+def _unverified(label: str, path: Path) -> str:
+    """The weights label of a cached file whose sha256 does not match its name, and a warning."""
+    import warnings
+
+    warnings.warn(
+        f"{path} does not match the sha256 its name carries: it is not the published "
+        f"{label} weights file (delete it to download them again)",
+        UserWarning,
+        stacklevel=3,
+    )
+    return f"{IMAGENET} ({label}, unverified: {path.name} does not match its sha256)"
+
+
 def _reason(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None) or exc
     text = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
-    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+    if len(text) > 160:  # a long library message: cut at a word, and say it was cut
+        text = text[:160].rsplit(" ", 1)[0] + " ..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def load_pretrained(model: LoadedModel, name: str) -> None:
@@ -177,7 +214,8 @@ def _torchvision(model: LoadedModel, tv_name: str, name: str) -> None:
         model.build = {k: v for k, v in model.build.items() if k not in ("kwargs", "pretrained")}
         if kwargs:
             model.build["kwargs"] = kwargs
-    model.weights = f"{IMAGENET} ({member.name})"
+    verified = cached_hash_matches(path) is not False
+    model.weights = f"{IMAGENET} ({member.name})" if verified else _unverified(member.name, path)
 
 
 # --------------------------------------------------------------------------- timm
@@ -235,7 +273,11 @@ def _timm_file(full: str, cfg: Any) -> Path:
     """The weights file of a timm pretrained config: cached, or downloaded now."""
     repo = getattr(cfg, "hf_hub_id", None)
     url = getattr(cfg, "url", None)
-    drop_in = hub_checkpoint_path(url) if url else _timm_drop_in(full)
+    legacy = hub_checkpoint_path(url) if url else None  # timm's older .pth download
+    if legacy is not None and legacy.is_file():
+        return legacy
+    # from the Hugging Face hub the file is safetensors: a hand-fetched one goes here
+    drop_in = _timm_drop_in(full) if repo or legacy is None else legacy
     if drop_in.is_file():
         return drop_in
     if repo:
