@@ -93,3 +93,12 @@ def test_negative_values_reach_their_option(capsys) -> None:
     )
     assert attach_negative_values(["--at", "-1,3", "-h"]) == ["--at=-1,3", "-h"]
     assert attach_negative_values(["--json", "--at", "2,3"]) == ["--json", "--at", "2,3"]
+
+
+def test_a_mistyped_choice_suggests_the_close_one(capsys) -> None:
+    assert_user_error(run(capsys, "featurs"), "invalid choice 'featurs'; did you mean features?")
+    assert_user_error(
+        run(capsys, "kernels", "lenet", "--layer", "conv2d_1", "--norm", "lyer"),
+        "did you mean layer?",
+        "(choose from per-kernel, layer, diverging)",
+    )

@@ -44,6 +44,16 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse whose errors are one line, as the CLI contract asks."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        choice = re.match(
+            r"argument (?P<arg>.+?): invalid choice: '(?P<got>.*)' \(choose from (?P<all>.*)\)$",
+            message,
+        )
+        if choice:  # name the close ones first, not only the whole list
+            from convscope.naming import close_matches
+
+            known = re.findall(r"'([^']*)'", choice["all"])
+            hint = close_matches(choice["got"], known)
+            message = f"argument {choice['arg']}: invalid choice {choice['got']!r}{hint} (choose from {', '.join(known)})"
         sys.stderr.write(f"convscope: error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(2)
 

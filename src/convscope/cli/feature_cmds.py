@@ -186,7 +186,7 @@ def run_features(args: argparse.Namespace) -> int:
     if args.index >= count:
         raise ConvscopeError(
             f"--index {args.index} is out of range: {args.image} names {count} image(s), "
-            f"so I must be 0-{count - 1}"
+            f"so the index must be 0-{count - 1}"
         )
     shows_one = bool(args.out or args.json or not args.npy)
     result = None

@@ -88,8 +88,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         nargs="?",
         help="what to train (zoo name, torchvision:NAME, file.py:factory, ...)",
     )
-    train.add_argument("--weights", type=Path, metavar="FILE", help="start from these weights")
-    train.add_argument("--input-shape", metavar="C,H,W", help="input shape of a .py model")
+    train.add_argument("--weights", type=Path, metavar="FILE", help=argparse.SUPPRESS)
+    train.add_argument("--input-shape", metavar="C,H,W", help=argparse.SUPPRESS)
     train.add_argument("--data", metavar="NAME", help="mnist or fashion-mnist")
     add_training_arguments(train)
     train.add_argument(

@@ -74,6 +74,7 @@ class Activations:
     paths: dict[str, Path] = field(default_factory=dict)
     batch_size: int = DEFAULT_BATCH_SIZE
     seconds: float = 0.0
+    model_weights: str = ""
 
     def __getitem__(self, layer: str) -> np.ndarray:
         if layer not in self.arrays:
@@ -123,6 +124,7 @@ class Activations:
         """Shapes, labels and the SPEC of every row (not the arrays themselves)."""
         return {
             "model": self.model,
+            "weights": self.model_weights,
             "spec": self.spec,
             "count": self.count,
             "batch_size": self.batch_size,
@@ -462,6 +464,7 @@ def activations(
         raise
     return Activations(
         model=name,
+        model_weights=loaded.weights if loaded is not None else "",
         spec=source.spec,
         arrays=arrays,
         labels=source.labels(),

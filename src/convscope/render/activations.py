@@ -14,6 +14,8 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
+from convscope.models.provenance import model_title
+
 if TYPE_CHECKING:
     from convscope.probe.streaming import Activations
 
@@ -57,7 +59,8 @@ def class_counts(result: Activations) -> list[tuple[str, int]]:
 
 
 def _title(result: Activations) -> str:
-    return f"{result.model}: activations of {result.count:,} image(s), {result.spec}"
+    name = model_title(result.model, result.model_weights)
+    return f"{name}: activations of {result.count:,} image(s), {result.spec}"
 
 
 HEADERS = ("Layer", "Type", "Shape", "Size", "Call", "Where")
