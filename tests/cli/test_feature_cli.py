@@ -33,9 +33,12 @@ def test_features_writes_the_figure_and_raw_arrays(capsys, trained_lenet5, tmp_p
     assert pool1.shape == (1, 6, 12, 12) and pool2.shape == (1, 16, 4, 4)
     assert pool1.dtype == np.float32 and pool1.min() >= 0  # relu before the pool
     assert f"wrote {out}" in err and sorted(p.name for p in arrays.iterdir()) == [
+        "_labels.npy",
+        "_rows.txt",
         "max_pooling2d_1.npy",
         "max_pooling2d_2.npy",
     ]
+    assert (arrays / "_rows.txt").read_text() == "mnist:test:12\n"
     # explain agrees with the saved map at the unit it explains.
     status, stdout, _ = run(
         capsys,
@@ -86,7 +89,12 @@ def test_features_npy_writes_every_image_and_index_picks_the_figure(capsys, tmp_
     assert status == 0, err
     conv, hidden = np.load(arrays / "conv2D_1.npy"), np.load(arrays / "hidden.npy")
     assert conv.shape == (70, 32, 28, 28) and hidden.shape == (70, 128)
-    assert sorted(p.name for p in arrays.iterdir()) == ["conv2D_1.npy", "hidden.npy"]
+    assert sorted(p.name for p in arrays.iterdir()) == [
+        "_labels.npy",
+        "_rows.txt",
+        "conv2D_1.npy",
+        "hidden.npy",
+    ]
     model = load_model("residual", seed=0)
     for i in (0, 3, 31, 32, 69):  # rows across the batch boundaries are their images' outputs
         maps = feature_maps(model, f"fashion-mnist:test:{i}", ["conv2D_1", "hidden"])

@@ -153,7 +153,16 @@ def test_out_streams_npy_files_and_leaves_no_temporaries(tmp_path: Path) -> None
         progress=lambda *report: seen.append(report),
     )
     assert seen == [("activations", done, 50) for done in (16, 32, 48, 50)]
-    assert sorted(p.name for p in folder.iterdir()) == ["conv2d_1.npy", "dense_3.npy"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "_labels.npy",
+        "_rows.txt",
+        "conv2d_1.npy",
+        "dense_3.npy",
+    ]
+    # which image each row is: the labels and SPECs beside the arrays
+    np.testing.assert_array_equal(np.load(folder / "_labels.npy"), in_memory.labels)
+    assert (folder / "_rows.txt").read_text().splitlines() == in_memory.specs
+    assert in_memory.specs[:2] == ["mnist:test:0", "mnist:test:1"]
     assert written.paths == {
         "conv2d_1": folder / "conv2d_1.npy",
         "dense_3": folder / "dense_3.npy",

@@ -86,7 +86,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="DIR",
         help="write DIR/<layer>.npy with each layer's raw output for every image of the "
-        "SPEC (a row per image, streamed to disk)",
+        "SPEC (a row per image, streamed to disk), and DIR/_labels.npy and DIR/_rows.txt "
+        "with each row's label (-1: none) and SPEC",
     )
     features.add_argument(
         "--scale",

@@ -23,6 +23,7 @@ forward pass once every asked-for layer has given its output.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 import time
@@ -184,6 +185,11 @@ class _Memory:
         self.arrays.clear()
 
 
+LABELS_FILE = "_labels.npy"
+ROWS_FILE = "_rows.txt"
+"""Beside the layers' ``.npy`` files: each row's label and SPEC."""
+
+
 def npy_path(folder: str | os.PathLike[str], layer: str) -> Path:
     """``FOLDER/<layer>.npy`` (a ``/`` in a layer name becomes ``_``)."""
     return Path(folder) / f"{layer.replace('/', '_')}.npy"
@@ -203,6 +209,25 @@ class _Files:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.files: dict[str, tuple[Path, Path, int, int, int]] = {}  # tmp, final, fd, offset, row
+        self.extras: list[tuple[Path, Path]] = []  # small files committed with the arrays
+
+    def index(self, labels: np.ndarray, specs: Sequence[str]) -> None:
+        """``_labels.npy`` (int64, -1 unknown) and ``_rows.txt`` (a SPEC per row) beside the
+        arrays: which image each row is, for a folder of photos as for a dataset range."""
+        text = "".join(f"{spec}\n" for spec in specs).encode()
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(labels, dtype=np.int64))
+        for name, data in ((LABELS_FILE, buffer.getvalue()), (ROWS_FILE, text)):
+            final = self.folder / name
+            try:
+                fd, tmp_name = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.", suffix=".part")
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                raise ConvscopeError(f"cannot write {final}: {exc.strerror or exc}") from exc
+            self.extras.append((Path(tmp_name), final))
 
     def open(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
         from numpy.lib.format import open_memmap
@@ -252,6 +277,13 @@ class _Files:
                 raise ConvscopeError(f"cannot write {final}: {exc.strerror or exc}") from exc
             paths[name] = final
         self.files.clear()
+        for tmp, final in self.extras:
+            try:
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, final)
+            except OSError as exc:
+                raise ConvscopeError(f"cannot write {final}: {exc.strerror or exc}") from exc
+        self.extras.clear()
         return {name: np.load(path, mmap_mode="r") for name, path in paths.items()}, paths
 
     def abort(self) -> None:
@@ -262,6 +294,10 @@ class _Files:
             with contextlib.suppress(OSError):
                 tmp.unlink()
         self.files.clear()
+        for tmp, _ in self.extras:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self.extras.clear()
 
 
 def prepare_folder(out: str | os.PathLike[str], layers: Sequence[str], option: str = "out") -> Path:
@@ -455,6 +491,8 @@ def activations(
     try:
         with evaluating(module, grad=True), torch.inference_mode():
             calls = _run(module, source, names, targets, sink, batch_size, call, device, progress)
+        if isinstance(sink, _Files):
+            sink.index(source.labels(), source.names())
         arrays, paths = sink.commit()
     except BaseException:
         sink.abort()
