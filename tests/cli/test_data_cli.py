@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.cli import assert_user_error, run
 
@@ -37,3 +38,28 @@ def test_data_show_errors(capsys, tmp_path) -> None:
         "does not exist",
     )
     assert not list(tmp_path.iterdir())
+
+
+def test_show_a_sample_photo_and_json_without_a_picture(tmp_path: Path, capsys) -> None:
+    status, _, err = run(capsys, "data", "show", "sample:chelsea", "--out", str(tmp_path / "c.png"))
+    assert status == 0, err
+    status, out, err = run(capsys, "data", "show", "mnist:test:0-4", "--json")
+    assert status == 0, err
+    data = json.loads(out)
+    assert data["out"] is None and len(data["images"]) == 4
+    assert_user_error(run(capsys, "data", "show", "mnist"), "give --out F")
+
+
+def test_the_grid_title_stays_clear_of_the_first_row() -> None:
+    from convscope.data.grid import show_images
+
+    for n in (9, 150, 400):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        fig = show_images("fashion-mnist", n=n).figure()
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        height = fig.get_figheight()
+        title_bottom = fig._suptitle.get_window_extent(renderer).y0 / fig.dpi
+        first_row_titles = max(ax.title.get_window_extent(renderer).y1 for ax in fig.axes) / fig.dpi
+        assert title_bottom > first_row_titles, n  # the figure title is above every image title
+        assert height - title_bottom < 0.5

@@ -85,9 +85,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--random", action="store_true", help="a uniform random sample instead of a stratified one"
     )
     show.add_argument("--columns", type=int, metavar="C", help="images per row (default: a square)")
-    show.add_argument(
-        "--out", type=_output_file, required=True, metavar="F", help="the grid (.png, .svg or .pdf)"
-    )
+    show.add_argument("--out", type=_output_file, metavar="F", help="the grid (.png, .svg or .pdf)")
     show.add_argument("--json", action="store_true", help="print the images shown as JSON")
     show.set_defaults(handler=run_show)
     data.set_defaults(handler=lambda args: data.print_help())
@@ -103,6 +101,10 @@ def run_show(args: argparse.Namespace) -> int:
     from convscope.cli.output import write_figure
     from convscope.data.grid import show_images
 
+    if args.out is None and not args.json:
+        from convscope.errors import ConvscopeError
+
+        raise ConvscopeError("give --out F (.png, .svg or .pdf) to draw the grid, or --json")
     grid = show_images(
         args.name,
         split=args.split,
@@ -111,10 +113,11 @@ def run_show(args: argparse.Namespace) -> int:
         stratified=not args.random,
         columns=args.columns,
     )
-    write_figure(grid.figure(), args.out)
+    if args.out is not None:
+        write_figure(grid.figure(), args.out)
     if args.json:
         data = grid.to_dict()
-        data["out"] = str(args.out)
+        data["out"] = None if args.out is None else str(args.out)
         print_json(data)
     return 0
 

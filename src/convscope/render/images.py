@@ -29,10 +29,13 @@ def _title_colour(label: int | None, classes: int) -> tuple[float, ...]:
 def plot_image_grid(
     grid: ImageGrid, *, panel: float = 1.1, fontsize: float = 9.0, colour_titles: bool = True
 ) -> Figure:
-    """The images of ``grid`` in rows and columns, titled; ``panel``: inches per image."""
+    """The images of ``grid`` in rows and columns, titled; ``panel``: inches per image
+    (at least 2.4 for photos larger than 64 pixels, which a digit-sized panel would shrink)."""
     rows, columns = grid.shape
-    title_room = 0.55
-    fig = Figure(figsize=(columns * panel, rows * (panel + 0.22) + title_room))
+    if max(max(np.asarray(im.pixels).shape[:2]) for im in grid.images) > 64:
+        panel = max(panel, 2.4)
+    title_room = 0.8  # inches above the first row: the figure title, then the image titles
+    fig = Figure(figsize=(max(columns * panel, 4.0), rows * (panel + 0.22) + title_room))
     classes = len(grid.class_names or ()) or 10
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.ravel():
@@ -47,7 +50,8 @@ def plot_image_grid(
             ax.imshow(pixels, interpolation="nearest")
         colour = _title_colour(image.label, classes) if colour_titles else "black"
         ax.set_title(title, fontsize=fontsize, color=colour, pad=2)
-    fig.suptitle(grid.title, fontsize=11)
+    # pinned in inches from the top, so a tall grid's first titles never run into it
+    fig.suptitle(grid.title, fontsize=11, y=1 - 0.12 / fig.get_figheight(), va="top")
     fig.subplots_adjust(
         left=0.01,
         right=0.99,
