@@ -17,13 +17,15 @@ No SPEC is capped here: a batch at a time is what sits in memory.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from convscope.data.images import ImageFolder, list_images, match_channels, read_pixels
+from convscope.data.images import ImageFolder, list_images, match_channels, read_pixels, to_pixels
 from convscope.data.preprocess import InputSpec, ResizePolicy
 from convscope.data.spec import (
     _WINDOWS_DRIVE,
@@ -304,6 +306,30 @@ class ArrayStream(ImageStream):
         return self._array[start:stop]
 
 
+def as_spec_or_images(images: Any, channels: int | None = None) -> Any:
+    """A path as its SPEC string, a Pillow image (or a list of them) as loaded images;
+    anything else as it is. One input path for every probe's images."""
+    from PIL import Image
+
+    if isinstance(images, os.PathLike):
+        return os.fspath(images)
+    if isinstance(images, Image.Image):
+        images = [images]
+    if isinstance(images, (list, tuple)) and images and isinstance(images[0], Image.Image):
+        return [
+            InputImage(f"image {i}" if len(images) > 1 else "image", to_pixels(im, channels))
+            for i, im in enumerate(images)
+        ]
+    return images
+
+
+def names_images(value: Any) -> bool:
+    """Whether ``value`` is a SPEC, a path or a Pillow image (what :func:`pick_image` reads)."""
+    from PIL import Image
+
+    return isinstance(value, (str, os.PathLike, Image.Image))
+
+
 def open_images(
     spec: str | Sequence[InputImage] | ImageStream, *, input_spec: InputSpec | None = None
 ) -> ImageStream:
@@ -316,6 +342,7 @@ def open_images(
     if isinstance(spec, ImageStream):
         return spec
     channels = None if input_spec is None else input_spec.channels
+    spec = as_spec_or_images(spec, channels)
     if not isinstance(spec, str):
         images = list(spec)
         if not images:

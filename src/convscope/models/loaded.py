@@ -53,7 +53,12 @@ def module_and_shape(
     model: LoadedModel | nn.Module, input_shape: tuple[int, ...] | None = None
 ) -> tuple[nn.Module, tuple[int, ...], str]:
     """The module, its input shape ``(C, H, W)`` and a display name, for probes that run
-    one example input (summary, diagram). A bare module must be given its shape."""
+    one example input (summary, diagram). A bare module must be given its shape; a
+    MODEL string is loaded."""
+    if isinstance(model, str):
+        from convscope.models.loading import load_model
+
+        model = load_model(model)
     if isinstance(model, LoadedModel):
         return model.module, tuple(input_shape or model.input_spec.shape), model.name
     if not isinstance(model, nn.Module):

@@ -261,9 +261,9 @@ def attribute(
     and occlusion (see :data:`BASELINES`); ``samples`` and ``seed`` the noisy copies of
     SmoothGrad and GradientSHAP (their own generator: the global random state is untouched).
     """
-    if isinstance(image, str):
-        from convscope.data.stream import pick_image
+    from convscope.data.stream import names_images, pick_image
 
+    if names_images(image):  # a SPEC, a path or a Pillow image
         image, _ = pick_image(image, index, input_spec=model.input_spec)
     if not isinstance(image, InputImage):
         image = InputImage(name or "image", np.asarray(image))

@@ -48,11 +48,26 @@ def exclusive(model: Any) -> Iterator[None]:
 
 
 def one_at_a_time(probe: F) -> F:
-    """Decorate a probe whose first argument is the model: it runs holding its lock."""
+    """Decorate a probe whose first argument is the model: it runs holding its lock.
+
+    The model may also be given as a MODEL string (``"lenet5"``, ``"run:ID@3"``,
+    ``"net.ckpt"``), loaded as :func:`convscope.load_model` loads it, so every probe
+    takes its model the same way.
+    """
 
     @functools.wraps(probe)
     def run(model: Any, *args: Any, **kwargs: Any) -> Any:
+        model = as_model(model)
         with exclusive(model):
             return probe(model, *args, **kwargs)
 
     return run  # type: ignore[return-value]
+
+
+def as_model(model: Any) -> Any:
+    """A MODEL string loaded (see :func:`convscope.load_model`); anything else as it is."""
+    if isinstance(model, str):
+        from convscope.models.loading import load_model
+
+        return load_model(model)
+    return model

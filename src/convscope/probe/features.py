@@ -80,9 +80,9 @@ def prepare_input(model: LoadedModel | nn.Module, image: ImageLike, index: int =
     from convscope.data.spec import to_batch
 
     name, label = "input pixels", None
-    if isinstance(image, str):
-        from convscope.data.stream import pick_image
+    from convscope.data.stream import names_images, pick_image
 
+    if names_images(image):  # a SPEC, a path or a Pillow image
         image, _ = pick_image(image, index, input_spec=loaded.input_spec)
     if isinstance(image, InputImage):
         name, label = image.name, image.label_name

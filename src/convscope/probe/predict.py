@@ -90,17 +90,25 @@ def predict(
     top_k: int = 3,
     labels: list[str | None] | None = None,
 ) -> Predictions:
-    """Predict the images a SPEC names (``"mnist:test:0-8"``, a file, a folder), or ``batch``.
+    """Predict the images a SPEC names (``"mnist:test:0-8"``, a file, a folder), a path, a
+    Pillow image or a list of images, or a preprocessed ``batch``. ``model`` may be a MODEL string.
 
     A tensor ``batch`` is N x C x H x W, already preprocessed; ``names`` label its rows
     (default ``0..N-1``). A SPEC brings its own names and, for dataset samples, labels.
     """
+    from convscope.data.stream import names_images, open_images
+    from convscope.probe.exclusive import as_model
+
+    model = as_model(model)
     if top_k < 1:
         raise ConvscopeError(f"top_k must be at least 1, got {top_k}")
-    if isinstance(batch, str):
+    if names_images(batch) or isinstance(batch, (list, tuple)):
         from convscope.data.spec import resolve_images, to_batch
 
-        images = resolve_images(batch, input_spec=model.input_spec)
+        if isinstance(batch, str):
+            images = resolve_images(batch, input_spec=model.input_spec)
+        else:  # a path, a Pillow image, a list of them or of loaded images
+            images = open_images(batch, input_spec=model.input_spec).images()
         batch = to_batch(images, model.input_spec)
         names = names or [image.name for image in images]
         labels = labels or [image.label_name for image in images]

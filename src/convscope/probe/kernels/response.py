@@ -202,9 +202,9 @@ def apply_kernel(
         if spec.channels != 3:
             raise ConvscopeError("--bgr needs a model with three input channels")
         spec = replace(spec, channel_order=channel_order)
-    if isinstance(image, str):
-        from convscope.data.stream import pick_image
+    from convscope.data.stream import names_images, pick_image
 
+    if names_images(image):  # a SPEC, a path or a Pillow image
         image, _ = pick_image(image, index, input_spec=spec)
     name = image.name if isinstance(image, InputImage) else "image"
     raw = image.pixels if isinstance(image, InputImage) else np.asarray(image)

@@ -194,6 +194,9 @@ def kernel_set(
     unless ``channel_order`` ("RGB" or "BGR", e.g. for a model trained on BGR) says
     otherwise.
     """
+    from convscope.probe.exclusive import as_model
+
+    model = as_model(model)  # a MODEL string is loaded
     module = model if isinstance(model, nn.Module) else model.module
     name = type(model).__name__ if isinstance(model, nn.Module) else model.name
     input_order = None if isinstance(model, nn.Module) else model.input_spec.channel_order
