@@ -450,6 +450,19 @@ def _spatial(attribution: torch.Tensor) -> np.ndarray:
 # --------------------------------------------------------------------------- methods
 
 
+def _completeness_error(
+    module: nn.Module,
+    attributions: torch.Tensor,
+    outputs: torch.Tensor,
+    base: torch.Tensor,
+    target: int,
+) -> float:
+    """How far the attributions' sum is from ``f(x) - f(baseline)``, relative to that gap."""
+    with torch.no_grad():
+        gap = float(outputs[0, target] - module(base)[0, target])
+    return abs(float(attributions.detach().sum()) - gap) / max(abs(gap), 1e-12)
+
+
 def _noisy_copies(x: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
     """``samples`` copies of ``x`` with Gaussian noise of 15% of its value range.
 
@@ -499,9 +512,7 @@ def _gradshap(
     points = (base + alphas * (noisy - base)).requires_grad_(True)
     grads = Saliency(module).attribute(points, target=target, abs=False).detach()
     attributions = (grads * (noisy - base)).mean(dim=0, keepdim=True)
-    with torch.no_grad():
-        gap = float(outputs[0, target] - module(base)[0, target])
-    error = abs(float(attributions.sum()) - gap) / max(abs(gap), 1e-12)
+    error = _completeness_error(module, attributions, outputs, base, target)
     options = {"samples": samples, "noise": NOISE_LEVEL, "baseline": baseline,
                "reduce": "sum over channels"}  # fmt: skip
     return MethodMap(
@@ -534,9 +545,7 @@ def _deeplift(
         raise ModelError(
             f"{name}: DeepLift cannot run through this model ({cause}); try ig or gradshap"
         ) from exc
-    with torch.no_grad():
-        gap = float(outputs[0, target] - module(base)[0, target])
-    error = abs(float(attributions.detach().sum()) - gap) / max(abs(gap), 1e-12)
+    error = _completeness_error(module, attributions, outputs, base, target)
     return MethodMap(
         "deeplift",
         _spatial(attributions).sum(axis=0),
@@ -602,10 +611,7 @@ def _integrated_gradients(
         method="gausslegendre",
         internal_batch_size=min(steps, 32),
     )
-    with torch.no_grad():
-        gap = float(outputs[0, target] - module(base)[0, target])
-    total = float(attributions.detach().sum())
-    error = abs(total - gap) / max(abs(gap), 1e-12)
+    error = _completeness_error(module, attributions, outputs, base, target)
     note = None
     if error > 0.05:
         note = f"sum of attributions is {error:.0%} off f(x) - f(baseline); use more --steps"
