@@ -53,10 +53,12 @@ class ImageStream:
     def __len__(self) -> int:
         raise NotImplementedError
 
+    _labels: np.ndarray
+
     @property
     def labels(self) -> np.ndarray:
         """The int64 class index of every image (-1 where there is none)."""
-        raise NotImplementedError
+        return self._labels
 
     def names(self, start: int = 0, stop: int | None = None) -> list[str]:
         """The names (their own SPECs where they have one) of images ``start:stop``."""
@@ -157,10 +159,6 @@ class DatasetStream(ImageStream):
         return self.stop - self.start
 
     @property
-    def labels(self) -> np.ndarray:
-        return self._labels
-
-    @property
     def indices(self) -> np.ndarray:
         """The dataset index of every row."""
         return np.arange(self.start, self.stop)
@@ -212,10 +210,6 @@ class FolderStream(ImageStream):
     def __len__(self) -> int:
         return len(self._paths)
 
-    @property
-    def labels(self) -> np.ndarray:
-        return self._labels
-
     def names(self, start: int = 0, stop: int | None = None) -> list[str]:
         start, stop = self._bounds(start, stop)
         return self._names[start:stop]
@@ -247,10 +241,6 @@ class ListStream(ImageStream):
 
     def __len__(self) -> int:
         return len(self._items)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self._labels
 
     def names(self, start: int = 0, stop: int | None = None) -> list[str]:
         start, stop = self._bounds(start, stop)
@@ -292,10 +282,6 @@ class ArrayStream(ImageStream):
 
     def __len__(self) -> int:
         return len(self._array)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self._labels
 
     def names(self, start: int = 0, stop: int | None = None) -> list[str]:
         start, stop = self._bounds(start, stop)
