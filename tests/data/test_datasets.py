@@ -436,8 +436,11 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("list_datasets must not touch the network or run pip")
 
-    monkeypatch.setattr(ds.urllib.request, "urlopen", refuse)
-    monkeypatch.setattr(ds.subprocess, "run", refuse)
+    import subprocess
+    import urllib.request
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(subprocess, "run", refuse)
 
 
 def test_list_datasets_inspects_only(home: Path, no_network: None) -> None:
