@@ -16,6 +16,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+TRAINING_FIXTURES = frozenset({"trained_lenet5", "trained_lenet", "recorded_runs"})
+"""Session fixtures that train a model: a test that uses one is slow (`make test-fast`
+leaves it out), whether or not it is marked itself."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Point CONVSCOPE_HOME at a fresh directory so tests never touch the user's cache.
