@@ -70,6 +70,7 @@ def test_tsne_alignment_lowers_the_movement_between_epochs() -> None:
     assert _mean_movement(aligned) < 0.5 * _mean_movement(independent)
 
 
+@pytest.mark.slow
 def test_umap_alignment_lowers_the_movement_between_epochs() -> None:
     epochs = _training_epochs(3)
     params = ProjectionParams(method="umap", n_neighbors=15)

@@ -353,6 +353,7 @@ def test_white_noise_share_is_the_fraction_of_high_bins() -> None:
     assert high_freq_energy(noise[:1])[0] == pytest.approx(spectrum[high].sum() / spectrum.sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(1, 3, 3), (3, 3, 3), (1, 5, 5), (3, 7, 7)])
 def test_noise_threshold_is_the_95_percent_quantile_of_that_shape(shape) -> None:
     noise = np.random.default_rng(7).normal(size=(20_000, *shape))

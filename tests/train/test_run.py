@@ -29,6 +29,7 @@ def _hooks(module: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
 
 
+@pytest.mark.slow
 def test_every_epoch_is_recorded_from_epoch_zero(tmp_path: Path) -> None:
     with open_store(tmp_path / "runs") as store:
         outcome = train_run(SETTINGS, store=store)
@@ -101,6 +102,7 @@ class _StopAfter:
         pass
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
     settings = RunSettings(
         model="residual",

@@ -15,6 +15,7 @@ from convscope.train.loop import TrainConfig
 from convscope.train.study import StudySettings, run_study
 
 
+@pytest.mark.slow
 def test_study_trains_each_model_and_writes_the_folder(tmp_path: Path) -> None:
     settings = StudySettings(
         name="tiny",
