@@ -142,9 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     import warnings
 
-    # The CLI owns its process: Captum's notices about the hooks it sets, printed on
-    # every attribution, say nothing to the user (the library leaves them alone).
-    warnings.filterwarnings("ignore", message="Setting (forward, )?backward hooks", module="captum")
     parser = build_parser()
     argv = attach_negative_values(list(sys.argv[1:] if argv is None else argv))
     args, extras = parser.parse_known_args(argv)
@@ -153,8 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
-    with _terminate_as_interrupt(), warnings.catch_warnings():
-        warnings.showwarning = _warning_line  # restored when the command ends
+    with _terminate_as_interrupt(), warnings.catch_warnings():  # all restored afterwards
+        # Captum's notices about the hooks it sets, printed on every attribution, say
+        # nothing to the user (the library leaves them alone); others get one line.
+        warnings.filterwarnings("ignore", message="Setting (forward, )?backward hooks")
+        warnings.showwarning = _warning_line
         return _run(args)
 
 
