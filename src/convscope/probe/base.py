@@ -39,6 +39,16 @@ class FigureResult:
 
         return figure_png(self.figure())
 
+    def __rich__(self) -> Any:
+        """For the terminal: the result's numbers and names (its ``to_dict()``), as a table.
+
+        Results with a richer table of their own (features, attribution, maximize)
+        override this.
+        """
+        from convscope.render.tables import result_table
+
+        return result_table(type(self).__name__, self.to_dict())  # type: ignore[attr-defined]
+
 
 def short_repr(result: Any) -> str:
     """A dataclass result in one line: its names and numbers, arrays as shape and dtype.

@@ -404,7 +404,8 @@ def health_table(health: KernelHealth, most: int = 20) -> Any:
     from rich.text import Text
 
     summary = health.summary()
-    table = Table(title="kernel health", show_header=True)
+    heading = f"{model_title(health.model, health.model_weights)} · {health.layer}: kernel health"
+    table = Table(title=heading if health.model else "kernel health", show_header=True)
     for header, _ in HEALTH_COLUMNS:
         table.add_column(header, justify="right")
     table.add_row(*[health_number(summary[key]) for _, key in HEALTH_COLUMNS])

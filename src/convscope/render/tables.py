@@ -88,3 +88,28 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "x".join(str(v) for v in value)
     return "" if value is None else str(value)
+
+
+def result_table(kind: str, data: dict[str, Any]) -> Table:
+    """A probe result's ``to_dict()`` as a two-column table: every scalar, and the size of
+    every list or mapping (the arrays themselves go to ``--npy`` or ``--json``)."""
+    title = data.get("model") or kind
+    weights = data.get("weights")
+    heading = model_title(str(title), str(weights or ""))
+    table = Table(title=escape(heading), show_header=False, min_width=len(heading))
+    table.add_column("key", style="cyan")
+    table.add_column("value")
+    for key, value in data.items():
+        if key in ("model", "weights"):
+            continue
+        if isinstance(value, (list, tuple)) and value and not all(
+            isinstance(v, (int, float, str)) for v in value
+        ):
+            text = f"{len(value)} entries"
+        elif isinstance(value, dict):
+            text = f"{len(value)} entries ({', '.join(list(map(str, value))[:4])}...)"
+        else:
+            text = _cell(value)
+        table.add_row(escape(str(key)), escape(text))
+    return table
+
