@@ -58,3 +58,28 @@ def test_reused_inplace_relu_in_torchvision_resnet() -> None:
     assert (bn1 < 0).any()
     torch.testing.assert_close(got.calls["layer1.0.relu"][0], bn1.clamp(min=0))
     assert block.relu.inplace
+
+
+def test_borrowed_hooks_are_removed_on_error_and_ignore_other_threads() -> None:
+    import threading
+
+    import pytest
+    import torch
+    from torch import nn
+
+    from convscope.probe.activations import borrowed_hooks
+
+    layer = nn.Linear(2, 2)
+    seen: list[int] = []
+
+    def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        seen.append(output.shape[0])
+
+    with pytest.raises(RuntimeError), borrowed_hooks([(layer, hook)], [(layer, lambda *_: None)]):
+        other = threading.Thread(target=lambda: layer(torch.zeros(5, 2)))
+        other.start()
+        other.join()
+        layer(torch.zeros(1, 2))
+        raise RuntimeError("boom")
+    assert seen == [1]  # the other thread's pass was not seen
+    assert not layer._forward_hooks and not layer._forward_pre_hooks

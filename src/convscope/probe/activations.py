@@ -11,8 +11,9 @@ opened the block are recorded (see :mod:`convscope.probe.exclusive` for probes).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,6 +55,47 @@ class Captured:
         return calls[call]
 
 
+ForwardHook = Callable[[nn.Module, Any, Any], None]
+PreHook = Callable[[nn.Module, Any], None]
+
+
+@contextmanager
+def borrowed_hooks(
+    forward: Iterable[tuple[nn.Module, ForwardHook]] = (),
+    pre: Iterable[tuple[nn.Module, PreHook]] = (),
+    *,
+    this_thread: bool = True,
+) -> Iterator[None]:
+    """Forward hooks (``forward``) and pre-hooks (``pre``) registered for the block only.
+
+    The one way convscope hooks into a model: every hook is removed on exit, also on
+    an error or when registering a later one fails, and (``this_thread``) a hook runs
+    only for forward passes of the thread that opened the block.
+    """
+    owner = threading.get_ident()
+
+    def mine(hook: Callable[..., None]) -> Callable[..., None]:
+        if not this_thread:
+            return hook
+
+        def guarded(*args: Any) -> None:
+            if threading.get_ident() == owner:
+                hook(*args)
+
+        return guarded
+
+    handles: list[Any] = []
+    try:
+        for module, hook in forward:
+            handles.append(module.register_forward_hook(mine(hook)))
+        for module, hook in pre:
+            handles.append(module.register_forward_pre_hook(mine(hook)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def _first_tensor(output: object) -> torch.Tensor | None:
     if isinstance(output, torch.Tensor):
         return output
@@ -67,13 +109,9 @@ def capture(module: nn.Module, names: Iterable[str], *, detach: bool = True) -> 
     """Record (clones of) the outputs of the named layers during forward passes in the block."""
     targets = resolve_layers(module, list(names))
     captured = Captured(targets)
-    handles = []
-    owner = threading.get_ident()  # another thread's forward pass is not ours to record
 
-    def hook_for(name: str):
+    def hook_for(name: str) -> ForwardHook:
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-            if threading.get_ident() != owner:
-                return
             tensor = _first_tensor(output)
             if tensor is not None:
                 tensor = tensor.detach() if detach else tensor
@@ -81,10 +119,5 @@ def capture(module: nn.Module, names: Iterable[str], *, detach: bool = True) -> 
 
         return hook
 
-    try:
-        for name, layer in targets.items():
-            handles.append(layer.register_forward_hook(hook_for(name)))
+    with borrowed_hooks([(layer, hook_for(name)) for name, layer in targets.items()]):
         yield captured
-    finally:
-        for handle in handles:
-            handle.remove()

@@ -36,7 +36,7 @@ from convscope.errors import ConvscopeError, LayerError, ModelError
 from convscope.models.loaded import LoadedModel
 from convscope.models.modes import evaluating
 from convscope.naming import close_matches
-from convscope.probe.activations import resolve_layers
+from convscope.probe.activations import borrowed_hooks, resolve_layers
 from convscope.probe.base import FigureResult, short_repr
 from convscope.probe.classes import one_class
 from convscope.probe.exclusive import one_at_a_time
@@ -403,24 +403,18 @@ def _forward(
     """The outputs for ``x`` and every module call in order, as ``(name, output shape)``."""
     calls: list[tuple[str, list[int] | None]] = []
     names = {id(m): n for n, m in module.named_modules() if n}
-    handles = []
 
     def hook(sub: nn.Module, _inputs: object, output: object) -> None:
         shape = list(output.shape) if isinstance(output, torch.Tensor) else None
         calls.append((names[id(sub)], shape))
 
+    subs = [(sub, hook) for sub in module.modules() if id(sub) in names]
     try:
-        for sub in module.modules():
-            if id(sub) in names:
-                handles.append(sub.register_forward_hook(hook))
-        with torch.no_grad():
+        with borrowed_hooks(subs), torch.no_grad():
             outputs = module(x)
     except RuntimeError as exc:
         cause = " ".join(str(exc).split())[:160]
         raise ModelError(f"{name}: the input does not run through the model ({cause})") from exc
-    finally:
-        for handle in handles:
-            handle.remove()
     if not isinstance(outputs, torch.Tensor) or outputs.ndim != 2:
         shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs)
         raise ModelError(

@@ -29,7 +29,7 @@ from torch import nn
 from convscope.errors import ConvscopeError, LayerError
 from convscope.models.layers import activate, same_padding
 from convscope.models.loaded import LoadedModel, weights_of
-from convscope.probe.activations import resolve_layers
+from convscope.probe.activations import borrowed_hooks, resolve_layers
 from convscope.probe.base import FigureResult, short_repr
 from convscope.probe.exclusive import one_at_a_time
 from convscope.probe.features import ImageLike, forward, model_parts, pick_call, prepare_input
@@ -73,12 +73,8 @@ def capture_io(layer: nn.Module) -> Iterator[CapturedIO]:
         if isinstance(output, torch.Tensor):
             captured.outputs.append(output.detach().clone())
 
-    handles = [layer.register_forward_pre_hook(pre_hook), layer.register_forward_hook(hook)]
-    try:
+    with borrowed_hooks([(layer, hook)], [(layer, pre_hook)]):
         yield captured
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 # --------------------------------------------------------------------------- results

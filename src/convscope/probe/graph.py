@@ -22,6 +22,7 @@ from torch import nn
 from convscope.errors import ConvscopeError, ModelError
 from convscope.models.loaded import LoadedModel, module_and_shape, weights_of
 from convscope.models.modes import evaluating
+from convscope.probe.activations import borrowed_hooks
 from convscope.probe.base import FigureResult
 from convscope.probe.summary import count_params
 
@@ -250,7 +251,6 @@ def _module_shapes(module: nn.Module, example: torch.Tensor, name: str) -> dict[
     Also the check that the model runs at all on ``example`` (else a ModelError).
     """
     shapes: dict[str, Any] = {}
-    handles = []
 
     def hook_for(qualname: str):
         def hook(_m: nn.Module, _inputs: object, output: object) -> None:
@@ -258,11 +258,9 @@ def _module_shapes(module: nn.Module, example: torch.Tensor, name: str) -> dict[
 
         return hook
 
+    hooks = [(sub, hook_for(qualname)) for qualname, sub in module.named_modules() if qualname]
     try:
-        for qualname, sub in module.named_modules():
-            if qualname:
-                handles.append(sub.register_forward_hook(hook_for(qualname)))
-        with torch.no_grad():
+        with borrowed_hooks(hooks), torch.no_grad():
             shapes[""] = _shape_of(module(example))
     except Exception as exc:
         cause = " ".join(str(exc).split())[:160]
@@ -270,9 +268,6 @@ def _module_shapes(module: nn.Module, example: torch.Tensor, name: str) -> dict[
             f"{name}: an input of shape {tuple(example.shape[1:])} does not run through the "
             f"model ({cause}); check --input-shape"
         ) from exc
-    finally:
-        for handle in handles:
-            handle.remove()
     return shapes
 
 

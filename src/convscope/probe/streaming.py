@@ -41,7 +41,7 @@ from convscope.data.stream import ArrayStream, ImageStream, open_images
 from convscope.errors import ConvscopeError, ImageError, LayerError
 from convscope.models.loaded import LoadedModel
 from convscope.models.modes import evaluating
-from convscope.probe.activations import _first_tensor, capture, resolve_layers
+from convscope.probe.activations import _first_tensor, borrowed_hooks, capture, resolve_layers
 from convscope.probe.exclusive import one_at_a_time
 from convscope.probe.features import model_parts, parse_layers, pick_call
 
@@ -400,7 +400,6 @@ class _DirectHooks:
         self.targets, self.chosen, self.sink = targets, chosen, sink
         self.counts = dict.fromkeys(targets, 0)
         self.pending = len(targets)
-        self.handles: list[Any] = []
 
     def reset(self) -> None:
         for name in self.counts:
@@ -425,18 +424,14 @@ class _DirectHooks:
         return hook
 
     def __enter__(self) -> _DirectHooks:
-        try:
-            for name, layer in self.targets.items():
-                self.handles.append(layer.register_forward_hook(self._hook_for(name)))
-        except BaseException:
-            self.__exit__()
-            raise
+        self._borrowed = borrowed_hooks(
+            [(layer, self._hook_for(name)) for name, layer in self.targets.items()]
+        )
+        self._borrowed.__enter__()
         return self
 
-    def __exit__(self, *_: object) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
+    def __exit__(self, *exc: object) -> None:
+        self._borrowed.__exit__(*exc)
 
 
 @one_at_a_time

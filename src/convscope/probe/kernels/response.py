@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convscope.errors import ConvscopeError, ImageError, LayerError
+from convscope.probe.activations import borrowed_hooks
 from convscope.probe.base import FigureResult
 from convscope.probe.exclusive import one_at_a_time
 from convscope.probe.kernels.arrays import pair
@@ -55,11 +56,8 @@ def _input_hook(conv: nn.Module, store: list[torch.Tensor]) -> Iterator[None]:
         store.append(inputs[0].detach().clone())
         raise _Stop
 
-    handle = conv.register_forward_pre_hook(hook)
-    try:
+    with borrowed_hooks(pre=[(conv, hook)]):
         yield
-    finally:
-        handle.remove()
 
 
 @one_at_a_time
