@@ -57,10 +57,10 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "CONVSCOPE_HOME": str(tmp_path / "home"), "CONVSCOPE_DEBUG": ""}
 
 
-def run_module(tmp_path: Path, modules: tuple[str, ...], *argv: str) -> tuple[int, str, list[str]]:
-    """``python -m convscope ARGV`` in a fresh interpreter: status, stdout, modules it imported."""
-    done = subprocess.run(
-        [sys.executable, "-c", ENTRY_POINT, json.dumps(modules), *argv],
+def _python(tmp_path: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -c SCRIPT ARGS`` in a fresh interpreter, in ``tmp_path``."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         env=_env(tmp_path),
@@ -68,6 +68,11 @@ def run_module(tmp_path: Path, modules: tuple[str, ...], *argv: str) -> tuple[in
         check=False,
         timeout=300,
     )
+
+
+def run_module(tmp_path: Path, modules: tuple[str, ...], *argv: str) -> tuple[int, str, list[str]]:
+    """``python -m convscope ARGV`` in a fresh interpreter: status, stdout, modules it imported."""
+    done = _python(tmp_path, ENTRY_POINT, json.dumps(modules), *argv)
     marker = done.stderr.rpartition("\nLOADED ")[2]
     assert marker != done.stderr, done.stderr
     return done.returncode, done.stdout, json.loads(marker)
@@ -102,15 +107,8 @@ def test_every_command_help_imports_nothing_heavy(tmp_path: Path) -> None:
     commands = subcommands(build_parser())
     assert ["runs", "list"] in commands and len(commands) > 20
     argvs = [[*command, "--help"] for command in commands]
-    done = subprocess.run(
-        [sys.executable, "-c", EACH_IN_TURN, json.dumps(HEAVY), json.dumps(argvs)],
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path),
-        cwd=tmp_path,
-        check=True,
-        timeout=300,
-    )
+    done = _python(tmp_path, EACH_IN_TURN, json.dumps(HEAVY), json.dumps(argvs))
+    assert done.returncode == 0, done.stderr
     for result in json.loads(done.stdout):  # modules accumulate: the first offender shows
         command = " ".join(result["argv"])
         assert result["status"] == 0, f"convscope {command}: {result['stderr']}"

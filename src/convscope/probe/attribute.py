@@ -457,6 +457,27 @@ def _completeness_error(
     return abs(float(attributions.detach().sum()) - gap) / max(abs(gap), 1e-12)
 
 
+def _summed_map(
+    method: str,
+    attributions: torch.Tensor,
+    error: float,
+    tolerance: float,
+    why: str,
+    options: dict[str, Any],
+) -> MethodMap:
+    """A signed map summed over channels, with its completeness and a note past ``tolerance``."""
+    note = None
+    if error > tolerance:
+        note = f"sum of attributions is {error:.0%} off f(x) - f(baseline) ({why})"
+    return MethodMap(
+        method,
+        _spatial(attributions).sum(axis=0),
+        completeness_error=round(error, 6),
+        options=options,
+        note=note,
+    )
+
+
 def _noisy_copies(x: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
     """``samples`` copies of ``x`` with Gaussian noise of 15% of its value range.
 
@@ -509,16 +530,8 @@ def _gradshap(
     error = _completeness_error(module, attributions, outputs, base, target)
     options = {"samples": samples, "noise": NOISE_LEVEL, "baseline": baseline,
                "reduce": "sum over channels"}  # fmt: skip
-    return MethodMap(
-        "gradshap",
-        _spatial(attributions).sum(axis=0),
-        completeness_error=round(error, 6),
-        options=options,
-        note=None
-        if error <= 0.25
-        else f"sum is {error:.0%} off f(x) - f(baseline) (a "
-        "sampled estimate: more --samples bring it closer)",
-    )
+    why = "a sampled estimate: more --samples bring it closer"
+    return _summed_map("gradshap", attributions, error, 0.25, why, options)
 
 
 def _deeplift(
@@ -540,16 +553,9 @@ def _deeplift(
             f"{name}: DeepLift cannot run through this model ({cause}); try ig or gradshap"
         ) from exc
     error = _completeness_error(module, attributions, outputs, base, target)
-    return MethodMap(
-        "deeplift",
-        _spatial(attributions).sum(axis=0),
-        completeness_error=round(error, 6),
-        options={"baseline": baseline, "reduce": "sum over channels"},
-        note=None
-        if error <= 0.05
-        else f"sum of attributions is {error:.0%} off "
-        "f(x) - f(baseline): the model has operations DeepLift treats as plain gradients",
-    )
+    why = "the model has operations DeepLift treats as plain gradients"
+    options = {"baseline": baseline, "reduce": "sum over channels"}
+    return _summed_map("deeplift", attributions, error, 0.05, why, options)
 
 
 def _guided_gradcam(
