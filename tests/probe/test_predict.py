@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -99,3 +100,18 @@ def test_probabilities_are_not_rounded_and_come_as_an_array() -> None:
     tiny = result.predictions[0].probs[0]
     assert 0 < tiny < 1e-8  # e^-20 / (2 e^-20 + 1): kept, not rounded to 0.0
     assert json.loads(json.dumps(result.to_dict()))["predictions"][0]["probs"][0] == tiny
+
+
+def test_asked_classes_use_the_one_class_grammar() -> None:
+    from convscope.errors import ConvscopeError
+
+    model = _model(_identity_logits())
+    x = torch.tensor([[[[1.0, 2.0, 3.0]]]])
+    result = predict(model, x, classes="c,0-1")
+    expected = torch.softmax(torch.tensor([1.0, 2.0, 3.0]), dim=0).numpy()
+    chosen = result.predictions[0].chosen
+    assert [name for name, _ in chosen] == ["c", "a", "b"]
+    np.testing.assert_allclose([p for _, p in chosen], expected[[2, 0, 1]], rtol=1e-6)
+    assert result.to_dict()["predictions"][0]["classes"][0][0] == "c"
+    with pytest.raises(ConvscopeError, match="unknown class 'z'; the classes are 0 a, 1 b, 2 c"):
+        predict(model, x, classes="z")

@@ -64,6 +64,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_model_arguments(predict)
     predict.add_argument("--image", required=True, metavar="SPEC", help="the image(s) to predict")
     predict.add_argument("--top", type=int, default=3, metavar="K", help="classes to list (3)")
+    predict.add_argument(
+        "--class",
+        dest="classes",
+        metavar="C",
+        help="also give the probability of these classes: an index, a name, A-B, a list "
+        "or all (the grammar of maximize --class)",
+    )
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.set_defaults(handler=run_predict)
 
@@ -257,6 +264,13 @@ def run_predict(args: argparse.Namespace) -> int:
     note_upscaled(images, model)
     batch = to_batch(images, model.input_spec)
     labels = [image.label_name for image in images]
-    result = predict(model, batch, [image.name for image in images], top_k=args.top, labels=labels)
+    result = predict(
+        model,
+        batch,
+        [image.name for image in images],
+        top_k=args.top,
+        labels=labels,
+        classes=args.classes,
+    )
     print_result(result, as_json=args.json)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ from convscope.data.classes import class_names_for
 from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
 from convscope.models.modes import evaluating
+from convscope.probe.classes import class_indices
 from convscope.probe.exclusive import one_at_a_time
 
 
@@ -23,6 +25,7 @@ class Prediction:
     probs: list[float]
     top: list[tuple[str, float]]
     label: str | None = None
+    chosen: list[tuple[str, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -32,6 +35,8 @@ class Prediction:
         }
         if self.label is not None:
             data["label"] = self.label
+        if self.chosen is not None:
+            data["classes"] = [[name, p] for name, p in self.chosen]
         return data
 
 
@@ -89,12 +94,15 @@ def predict(
     *,
     top_k: int = 3,
     labels: list[str | None] | None = None,
+    classes: int | str | Sequence[int | str] | None = None,
 ) -> Predictions:
     """Predict the images a SPEC names (``"mnist:test:0-8"``, a file, a folder), a path, a
     Pillow image or a list of images, or a preprocessed ``batch``. ``model`` may be a MODEL string.
 
     A tensor ``batch`` is N x C x H x W, already preprocessed; ``names`` label its rows
     (default ``0..N-1``). A SPEC brings its own names and, for dataset samples, labels.
+    ``classes`` (the grammar of :mod:`convscope.probe.classes`: ``"Sandal"``, ``"0-2"``,
+    ``"all"``) adds the probability of each of those classes to every prediction.
     """
     from convscope.data.stream import names_images, open_images
     from convscope.probe.exclusive import as_model
@@ -127,15 +135,19 @@ def predict(
     if len(names) != len(batch) or (labels is not None and len(labels) != len(batch)):
         raise ConvscopeError(f"give one name (and label) per image: {len(batch)} images")
     probs = probabilities(model, batch)
-    classes = class_names_for(model.class_names, probs.shape[1])
+    names_of_classes = class_names_for(model.class_names, probs.shape[1])
+    chosen = None if classes is None else class_indices(classes, names_of_classes)
     k = min(top_k, probs.shape[1])
     values, indices = probs.topk(k, dim=1)
     results = [
         Prediction(
             input=name,
             probs=[float(p) for p in row],  # full float32 precision: 3e-8 is not 0.0
-            top=[(classes[int(i)], float(v)) for v, i in zip(vals, idx, strict=True)],
+            top=[(names_of_classes[int(i)], float(v)) for v, i in zip(vals, idx, strict=True)],
             label=(labels[n] if labels else None),
+            chosen=None
+            if chosen is None
+            else [(names_of_classes[c], float(row[c])) for c in chosen],
         )
         for n, (name, row, vals, idx) in enumerate(zip(names, probs, values, indices, strict=True))
     ]

@@ -26,9 +26,15 @@ def predictions_table(predictions: Predictions) -> Table:
     table.add_column("Input")
     table.add_column("Label", style="cyan")
     table.add_column("Top classes (probability)", style="green")
+    asked = any(p.chosen is not None for p in predictions.predictions)
+    if asked:
+        table.add_column("Asked classes (probability)", style="magenta")
     for p in predictions.predictions:
         tops = ",  ".join(f"{name} {prob:.3f}" for name, prob in p.top)
-        table.add_row(escape(p.input), escape(p.label or ""), escape(tops))
+        cells = [escape(p.input), escape(p.label or ""), escape(tops)]
+        if asked:
+            cells.append(escape(",  ".join(f"{name} {prob:.3g}" for name, prob in p.chosen or ())))
+        table.add_row(*cells)
     return table
 
 
@@ -102,8 +108,10 @@ def result_table(kind: str, data: dict[str, Any]) -> Table:
     for key, value in data.items():
         if key in ("model", "weights"):
             continue
-        if isinstance(value, (list, tuple)) and value and not all(
-            isinstance(v, (int, float, str)) for v in value
+        if (
+            isinstance(value, (list, tuple))
+            and value
+            and not all(isinstance(v, (int, float, str)) for v in value)
         ):
             text = f"{len(value)} entries"
         elif isinstance(value, dict):
@@ -112,4 +120,3 @@ def result_table(kind: str, data: dict[str, Any]) -> Table:
             text = _cell(value)
         table.add_row(escape(str(key)), escape(text))
     return table
-
