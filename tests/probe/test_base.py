@@ -25,3 +25,26 @@ def test_result_reprs_show_shapes_not_data() -> None:
         "call=0, calls=1)"
     )
     assert short_repr(maps.layers[0]) == repr(maps.layers[0])
+
+
+def test_table_results_save_their_json(tmp_path) -> None:
+    import json
+
+    import pytest
+
+    from convscope.errors import ConvscopeError
+    from convscope.probe.predict import predict
+    from convscope.probe.summary import summarize
+
+    model = load_model("lenet5")
+    summary = summarize(model)
+    path = summary.save(str(tmp_path / "summary.json"))
+    assert json.loads((tmp_path / "summary.json").read_text()) == json.loads(
+        json.dumps(summary.to_dict())
+    )
+    assert path.endswith("summary.json")
+    predictions = predict(model, "mnist:test:0-2")
+    predictions.save(str(tmp_path / "p.json"))
+    assert len(json.loads((tmp_path / "p.json").read_text())["predictions"]) == 2
+    with pytest.raises(ConvscopeError, match=r"saved as \.json"):
+        predictions.save(str(tmp_path / "p.png"))

@@ -50,6 +50,26 @@ class FigureResult:
         return result_table(type(self).__name__, self.to_dict())  # type: ignore[attr-defined]
 
 
+class TableResult:
+    """Mixin for results that are tables, not pictures (predictions, summaries,
+    activations): ``save(path)`` writes their ``to_dict()`` as JSON, as ``--json`` prints it."""
+
+    def save(self, path: str) -> str:
+        """Write the result's JSON to ``path`` (must end in .json) atomically; returns the path."""
+        import json
+        from pathlib import Path
+
+        from convscope.errors import ConvscopeError
+        from convscope.files import atomic_write_bytes, check_writable
+
+        if Path(path).suffix.lower() != ".json":
+            raise ConvscopeError(f"cannot write {path}: a table result is saved as .json")
+        check_writable(path)
+        text = json.dumps(self.to_dict(), indent=2, default=str)  # type: ignore[attr-defined]
+        atomic_write_bytes(path, (text + "\n").encode())
+        return str(path)
+
+
 def short_repr(result: Any) -> str:
     """A dataclass result in one line: its names and numbers, arrays as shape and dtype.
 

@@ -13,6 +13,7 @@ from convscope.data.classes import class_names_for
 from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
 from convscope.models.modes import evaluating
+from convscope.probe.base import TableResult
 from convscope.probe.classes import class_indices
 from convscope.probe.exclusive import one_at_a_time
 
@@ -41,7 +42,7 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class Predictions:
+class Predictions(TableResult):
     """The predictions of a batch; a table in the terminal and in Jupyter."""
 
     model: str

@@ -42,6 +42,7 @@ from convscope.errors import ConvscopeError, ImageError, LayerError
 from convscope.models.loaded import LoadedModel
 from convscope.models.modes import evaluating
 from convscope.probe.activations import _first_tensor, borrowed_hooks, capture, resolve_layers
+from convscope.probe.base import TableResult
 from convscope.probe.exclusive import one_at_a_time
 from convscope.probe.features import model_parts, parse_layers, pick_call
 
@@ -56,7 +57,7 @@ Images = str | Sequence[InputImage] | ImageStream | np.ndarray | torch.Tensor
 
 
 @dataclass(frozen=True, eq=False)
-class Activations:
+class Activations(TableResult):
     """The outputs of chosen layers for many images: one array per layer, a row per image.
 
     Indexing by layer name gives the array (``result["hidden"]``, ``N x 128``), and

@@ -16,6 +16,7 @@ from torch import nn
 
 from convscope.errors import ConvscopeError, ModelError
 from convscope.models.loaded import LoadedModel, module_and_shape, weights_of
+from convscope.probe.base import TableResult
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class LayerRow:
 
 
 @dataclass(frozen=True)
-class ModelSummary:
+class ModelSummary(TableResult):
     """What Keras ``summary()`` prints, as data; renders itself in a terminal and Jupyter."""
 
     model: str
