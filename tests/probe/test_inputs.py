@@ -37,3 +37,32 @@ def test_model_strings_and_pillow_images_give_the_same_numbers(tmp_path: Path) -
     assert convscope.kernels("lenet5", "conv2d_1").weights.shape == (6, 1, 5, 5)
     assert convscope.summary("lenet5").total_params == 44_426
     assert convscope.diagram("lenet5").model == "lenet5"
+
+
+def test_a_bare_module_takes_images_with_its_input_shape() -> None:
+    import pytest
+    import torch
+    from torch import nn
+
+    from convscope.errors import ConvscopeError
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+    loaded = convscope.LoadedModel(module, "net", convscope.InputSpec(1, 28, 28))
+    shape = {"input_shape": (1, 28, 28)}
+    np.testing.assert_array_equal(
+        convscope.predict(module, "mnist:test:0", **shape).probabilities,
+        convscope.predict(loaded, "mnist:test:0").probabilities,
+    )
+    np.testing.assert_array_equal(
+        convscope.attribute(module, "mnist:test:0", "saliency", **shape).stacked(),
+        convscope.attribute(loaded, "mnist:test:0", "saliency").stacked(),
+    )
+    assert convscope.maximize(module, 3, steps=2, starts=1, **shape).targets[0].target.index == 3
+    for probe in (
+        lambda: convscope.attribute(module, "mnist:test:0", "saliency"),
+        lambda: convscope.predict(module, "mnist:test:0"),
+        lambda: convscope.maximize(module, 3, steps=2, starts=1),
+    ):
+        with pytest.raises(ConvscopeError, match=r"input_shape=\(C, H, W\)"):
+            probe()

@@ -39,7 +39,7 @@ from convscope.naming import close_matches
 from convscope.probe.activations import borrowed_hooks, resolve_layers
 from convscope.probe.base import FigureResult, short_repr
 from convscope.probe.classes import one_class
-from convscope.probe.exclusive import one_at_a_time
+from convscope.probe.exclusive import needs_loaded, one_at_a_time
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -261,6 +261,7 @@ def attribute(
     and occlusion (see :data:`BASELINES`); ``samples`` and ``seed`` the noisy copies of
     SmoothGrad and GradientSHAP (their own generator: the global random state is untouched).
     """
+    needs_loaded(model, "attribute")
     from convscope.data.stream import names_images, pick_image
 
     if names_images(image):  # a SPEC, a path or a Pillow image
@@ -300,6 +301,7 @@ def attribute_images(
     seed: int = 0,
 ) -> list[AttributionResult]:
     """:func:`attribute` for each image (each with its own predicted class by default)."""
+    needs_loaded(model, "attribute")
     chosen = parse_methods(methods)
     if baseline not in BASELINES:
         raise ConvscopeError(f"unknown baseline {baseline!r}; use one of {', '.join(BASELINES)}")

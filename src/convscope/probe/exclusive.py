@@ -56,18 +56,46 @@ def one_at_a_time(probe: F) -> F:
     """
 
     @functools.wraps(probe)
-    def run(model: Any, *args: Any, **kwargs: Any) -> Any:
-        model = as_model(model)
+    def run(model: Any, *args: Any, input_shape: Any = None, **kwargs: Any) -> Any:
+        model = as_model(model, input_shape)
         with exclusive(model):
             return probe(model, *args, **kwargs)
 
     return run  # type: ignore[return-value]
 
 
-def as_model(model: Any) -> Any:
-    """A MODEL string loaded (see :func:`convscope.load_model`); anything else as it is."""
+def as_model(model: Any, input_shape: Any = None) -> Any:
+    """A MODEL string loaded (see :func:`convscope.load_model`); a bare ``nn.Module`` with
+    ``input_shape=(C, H, W)`` (or an ``input_spec`` attribute) made a LoadedModel, so it
+    takes images like any other model; anything else as it is."""
     if isinstance(model, str):
         from convscope.models.loading import load_model
 
-        return load_model(model)
+        return load_model(model, input_shape=input_shape)
+    if isinstance(model, nn.Module) and (
+        input_shape is not None or getattr(model, "input_spec", None) is not None
+    ):
+        from convscope.data.preprocess import InputSpec
+        from convscope.models.loaded import LoadedModel
+
+        declared = getattr(model, "input_spec", None)
+        if input_shape is not None:
+            spec = InputSpec(*(int(v) for v in input_shape))
+        else:
+            spec = declared if isinstance(declared, InputSpec) else InputSpec.from_dict(declared)
+        classes = tuple(getattr(model, "class_names", ()) or ()) or None
+        return LoadedModel(module=model, name=type(model).__name__, input_spec=spec,
+                           class_names=classes)  # fmt: skip
     return model
+
+
+def needs_loaded(model: Any, probe: str) -> None:
+    """Refuse, in one line, a bare module where a probe must know the model's input."""
+    from convscope.errors import ConvscopeError
+    from convscope.models.loaded import LoadedModel
+
+    if not isinstance(model, LoadedModel):
+        raise ConvscopeError(
+            f"{probe} needs the model's input: give a bare nn.Module with "
+            "input_shape=(C, H, W), or load it with convscope.load_model"
+        )

@@ -96,6 +96,7 @@ def predict(
     top_k: int = 3,
     labels: list[str | None] | None = None,
     classes: int | str | Sequence[int | str] | None = None,
+    input_shape: tuple[int, int, int] | None = None,
 ) -> Predictions:
     """Predict the images a SPEC names (``"mnist:test:0-8"``, a file, a folder), a path, a
     Pillow image or a list of images, or a preprocessed ``batch``. ``model`` may be a MODEL string.
@@ -106,9 +107,10 @@ def predict(
     ``"all"``) adds the probability of each of those classes to every prediction.
     """
     from convscope.data.stream import names_images, open_images
-    from convscope.probe.exclusive import as_model
+    from convscope.probe.exclusive import as_model, needs_loaded
 
-    model = as_model(model)
+    model = as_model(model, input_shape)
+    needs_loaded(model, "predict")
     if top_k < 1:
         raise ConvscopeError(f"top_k must be at least 1, got {top_k}")
     if names_images(batch) or isinstance(batch, (list, tuple)):

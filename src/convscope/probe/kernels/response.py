@@ -15,7 +15,7 @@ from torch import nn
 from convscope.errors import ConvscopeError, ImageError, LayerError
 from convscope.probe.activations import borrowed_hooks
 from convscope.probe.base import FigureResult
-from convscope.probe.exclusive import one_at_a_time
+from convscope.probe.exclusive import as_model, needs_loaded, one_at_a_time
 from convscope.probe.kernels.arrays import pair
 from convscope.probe.kernels.display import kernel_images, normalize_per_kernel
 from convscope.probe.kernels.weights import find_conv, kernel_set, kernel_weight
@@ -193,6 +193,8 @@ def apply_kernel(
     layer before its activation. ``channel_order="BGR"`` feeds the image as BGR. A SPEC
     naming several images gives the one at ``index`` (default the first).
     """
+    model = as_model(model)
+    needs_loaded(model, "apply_kernel")
     from convscope.data.spec import InputImage
 
     spec = model.input_spec

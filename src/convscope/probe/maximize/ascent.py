@@ -21,7 +21,7 @@ from convscope.data.preprocess import InputSpec
 from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
 from convscope.probe.activations import capture
-from convscope.probe.exclusive import one_at_a_time
+from convscope.probe.exclusive import needs_loaded, one_at_a_time
 from convscope.probe.maximize.image import (
     ImageParam,
     _normalize,
@@ -253,6 +253,7 @@ def maximize(
     Nothing process-wide is changed (threads, backends): wrap the call in
     :func:`process_compute_mode` for the thread count that suits a small batch.
     """
+    needs_loaded(model, "maximize")
     targets = maximize_targets(model, classes, channels)
     kind = targets[0].kind
     objective = objective or ("logit" if kind == "class" else "mean")
