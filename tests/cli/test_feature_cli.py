@@ -275,3 +275,11 @@ def test_sigterm_mid_stream_leaves_nothing_behind(tmp_path: Path) -> None:
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143 and "convscope: terminated" in err
     assert not out.exists()  # partial files and the folder it made are gone
+
+
+def test_batch_size_without_npy_is_noted(capsys) -> None:
+    argv = ["features", "lenet5", "--image", "mnist:test:0", "--layers", "conv2d_1"]
+    status, _, err = run(capsys, *argv, "--batch-size", "4", "--json")
+    assert status == 0 and "--batch-size applies to --npy only" in err
+    status, _, err = run(capsys, *argv, "--json")
+    assert status == 0 and "--batch-size" not in err

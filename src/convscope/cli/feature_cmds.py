@@ -170,6 +170,10 @@ def run_features(args: argparse.Namespace) -> int:
         raise ConvscopeError(f"--top must be at least 1, got {args.top}")
     if args.batch_size < 1:
         raise ConvscopeError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.batch_size != DEFAULT_BATCH_SIZE and not args.npy:
+        sys.stderr.write(
+            "convscope: note: --batch-size applies to --npy only; the figure is one image\n"
+        )
     if args.index < 0:
         raise ConvscopeError(f"--index counts from 0, got {args.index}")
     model = load(args)
