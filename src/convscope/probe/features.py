@@ -20,7 +20,7 @@ from torch import nn
 
 from convscope.data.spec import InputImage
 from convscope.errors import ConvscopeError, ImageError, LayerError
-from convscope.models.loaded import LoadedModel
+from convscope.models.loaded import LoadedModel, weights_of
 from convscope.models.modes import evaluating
 from convscope.probe.activations import capture, resolve_layers
 from convscope.probe.base import FigureResult, short_repr
@@ -227,7 +227,7 @@ def feature_maps(
     at ``index``, default the first) or a preprocessed tensor. A module that runs several times in one pass (a reused
     ReLU) gives the output of call ``call`` (default: the last).
     """
-    module, name, loaded = model_parts(model)
+    module, name, _ = model_parts(model)
     names = parse_layers(layers)
     targets = resolve_layers(module, names)
     prepared = prepare_input(model, image, index)
@@ -253,7 +253,7 @@ def feature_maps(
         pixels=prepared.pixels,
         input_tensor=prepared.batch[0].numpy(),
         label=prepared.label,
-        model_weights=loaded.weights if loaded is not None else "",
+        model_weights=weights_of(model),
     )
 
 

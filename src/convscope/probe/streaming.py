@@ -39,7 +39,7 @@ from torch import nn
 from convscope.data.spec import InputImage
 from convscope.data.stream import ArrayStream, ImageStream, open_images
 from convscope.errors import ConvscopeError, ImageError, LayerError
-from convscope.models.loaded import LoadedModel
+from convscope.models.loaded import LoadedModel, weights_of
 from convscope.models.modes import evaluating
 from convscope.probe.activations import _first_tensor, borrowed_hooks, capture, resolve_layers
 from convscope.probe.base import TableResult
@@ -498,7 +498,7 @@ def activations(
         raise
     return Activations(
         model=name,
-        model_weights=loaded.weights if loaded is not None else "",
+        model_weights=weights_of(model),
         spec=source.spec,
         arrays=arrays,
         labels=source.labels(),

@@ -194,6 +194,7 @@ def kernel_set(
     unless ``channel_order`` ("RGB" or "BGR", e.g. for a model trained on BGR) says
     otherwise.
     """
+    from convscope.models.loaded import weights_of
     from convscope.probe.exclusive import as_model
 
     model = as_model(model)  # a MODEL string is loaded
@@ -224,6 +225,6 @@ def kernel_set(
         else pair(getattr(conv, "padding", 0)),
         dilation=pair(getattr(conv, "dilation", 1)),
         groups=int(getattr(conv, "groups", 1)),
-        model_weights="" if isinstance(model, nn.Module) else model.weights,
+        model_weights=weights_of(model),
     )
     return kernels.with_channel_order(channel_order) if channel_order else kernels
