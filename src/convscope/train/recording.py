@@ -60,15 +60,36 @@ def snapshot_layers(
 
     A layer called several times in one forward pass contributes its last call.
     """
-    if not layers:
-        return {}
-    resolve_layers(module, layers)
+    return record_probe(module, probe, spec, layers, batch_size=batch_size)[0]
+
+
+def record_probe(
+    module: nn.Module,
+    probe: ProbeSet,
+    spec: InputSpec,
+    layers: list[str],
+    batch_size: int = 500,
+    *,
+    outputs_probabilities: bool = False,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Outputs of ``layers`` and the model's class probabilities for every probe image.
+
+    One forward pass per batch gives both: the snapshots (float32, batch axis first) and
+    the softmax of the model's output (``N x classes``, float32), from which the
+    dashboard colours a map by the class predicted at that epoch, or by right/wrong.
+    """
+    if layers:
+        resolve_layers(module, layers)
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
-    with evaluating(module):
+    outputs: list[torch.Tensor] = []
+    with evaluating(module), torch.no_grad():
         for start in range(0, len(probe.labels), batch_size):
             x = spec.normalize(probe.pixels[start : start + batch_size])
             with capture(module, layers) as got:
-                module(x)
+                logits = module(x)
+            scores = logits.to(torch.float32).flatten(1)
+            outputs.append(scores if outputs_probabilities else torch.softmax(scores, dim=1))
             for name in layers:
                 parts[name].append(got.output(name).to(torch.float32))
-    return {name: torch.cat(chunks).contiguous().numpy() for name, chunks in parts.items()}
+    snapshots = {name: torch.cat(chunks).contiguous().numpy() for name, chunks in parts.items()}
+    return snapshots, torch.cat(outputs).numpy()

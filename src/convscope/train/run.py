@@ -27,7 +27,7 @@ from convscope.models.provenance import run_epoch_label
 from convscope.probe.activations import resolve_layers
 from convscope.train.distributed import DistInfo
 from convscope.train.loop import EpochMetrics, ProgressFn, TrainConfig, TrainResult
-from convscope.train.recording import ProbeSet, conv_kernels, make_probe_set, snapshot_layers
+from convscope.train.recording import ProbeSet, conv_kernels, make_probe_set, record_probe
 from convscope.train.trainer import Trainer, TrainerState
 
 if TYPE_CHECKING:
@@ -49,6 +49,9 @@ class RunSettings:
     validation: str | None = None
     name: str | None = None
     study: str | None = None
+    study_plan: dict[str, Any] | None = None
+    """The whole study this run belongs to (its models, seed count and first seed), so
+    ``convscope study --resume`` can finish a study from its runs in the store."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -82,8 +85,15 @@ class StoreRecorder:
         """What this epoch records, keyed by (kind, name)."""
         module, spec = trainer.module, trainer.model.input_spec
         layers = list(self.settings.record)
-        found = snapshot_layers(module, self.probe, spec, layers)
+        found, probabilities = record_probe(
+            module,
+            self.probe,
+            spec,
+            layers,
+            outputs_probabilities=trainer.model.outputs_probabilities,
+        )
         arrays = {("snapshot", name): value for name, value in found.items()}
+        arrays[("predictions", "probe")] = probabilities
         if self.settings.record_kernels:
             arrays |= {("kernels", name): value for name, value in conv_kernels(module).items()}
         if metrics.batch_losses:
@@ -240,12 +250,14 @@ def train_run(
     progress: ProgressFn | None = None,
     callbacks: Sequence[Any] = (),
     dist: DistInfo | None = None,
+    on_created: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """Create a run in ``store`` and train it, recording every epoch from epoch 0.
 
     Every check on the settings and data happens before the run is created, so a
-    mistake leaves no run behind. Under torchrun, ranks other than 0 pass
-    ``store=None``: they only train.
+    mistake leaves no run behind; ``on_created(run_id)`` hears the new run's id before
+    training starts. Under torchrun, ranks other than 0 pass ``store=None``: they only
+    train.
     """
     model = load_model(settings.model, seed=settings.config.seed)
     built = _build_trainer(model, settings, None, progress, dist)
@@ -262,11 +274,19 @@ def train_run(
     run = store.create_run(
         name=name, model=model.name, dataset=settings.data, config=config, study=settings.study
     )
+    if on_created:
+        on_created(run.id)
     return _execute(store, run.id, model, settings, built, callbacks)
 
 
-def resume_run(ref: str, *, store: Any, progress: ProgressFn | None = None) -> RunOutcome:
-    """Continue an interrupted run from its last committed epoch."""
+def resume_run(
+    ref: str,
+    *,
+    store: Any,
+    progress: ProgressFn | None = None,
+    callbacks: Sequence[Any] = (),
+) -> RunOutcome:
+    """Continue an interrupted run from its last committed epoch (``callbacks`` as in training)."""
     from convscope.models.checkpoint import load_checkpoint
 
     run = store.run(ref)
@@ -283,12 +303,12 @@ def resume_run(ref: str, *, store: Any, progress: ProgressFn | None = None) -> R
     if latest is None:  # killed before epoch 0 was committed: start again
         model = load_model(settings.model, seed=settings.config.seed)
         built = _build_trainer(model, settings, None, progress, None)
-        return _execute(store, run.id, model, settings, built, ())
+        return _execute(store, run.id, model, settings, built, callbacks)
     _, path = latest
     model = load_checkpoint(path)
     state = TrainerState.from_dict(read_torch_file(path)["extra"]["trainer_state"])
     built = _build_trainer(model, settings, state, progress, None)
-    return _execute(store, run.id, model, settings, built, ())
+    return _execute(store, run.id, model, settings, built, callbacks)
 
 
 def probe_images(store: RunStore, record: RunRecord) -> np.ndarray | None:

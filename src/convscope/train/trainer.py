@@ -164,7 +164,7 @@ class Trainer:
             state.best_val_loss,
             state.bad_epochs,
         )
-        self.result.epochs = [_metrics_from_values(values) for values in state.history]
+        self.result.epochs = [metrics_from_values(values) for values in state.history]
 
     def _training_module(self) -> nn.Module:
         """The module to train: wrapped in DistributedDataParallel under torchrun."""
@@ -271,14 +271,15 @@ def _seeded_rng_state(seed: int) -> torch.Tensor:
         return torch.random.get_rng_state()
 
 
-def _metrics_from_values(values: dict[str, Any]) -> EpochMetrics:
+def metrics_from_values(values: dict[str, Any]) -> EpochMetrics:
+    """An epoch's metrics from their stored values (a checkpoint's history or a store row)."""
     return EpochMetrics(
         epoch=int(values["epoch"]),
         train_loss=values.get("train_loss"),
         train_acc=values.get("train_acc"),
         val_loss=values.get("val_loss"),
         val_acc=values.get("val_acc"),
-        seconds=values.get("seconds", 0.0),
+        seconds=values.get("seconds") or 0.0,
         lr=values.get("lr"),
     )
 
