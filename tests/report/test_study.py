@@ -24,6 +24,7 @@ EXPECTED_FILES = {
     "confusion_residual.png",
     "confusion_all.png",
     "results.csv",
+    "per_class.csv",
     "results.json",
     "index.html",
 }
@@ -69,7 +70,7 @@ def test_rows_have_known_numbers_sorted_by_test_accuracy() -> None:
         "inception-residual",  # no test accuracy: last
     ]
     first = rows[0]
-    assert set(first) == set(COLUMNS)
+    assert set(first) == set(COLUMNS) | {"per_class"}
     assert first["test_acc"] == 0.80
     assert first["test_loss"] == pytest.approx(0.51)
     assert first["best_val_acc"] == pytest.approx(0.66)  # val_acc [0.3,.45,.65,.6] + 0.01
@@ -102,9 +103,47 @@ def test_index_links_only_to_existing_files(folder: tuple[Path, dict[str, Path]]
 
 def test_index_shows_settings_and_results(folder: tuple[Path, dict[str, Path]]) -> None:
     page = folder[1]["index.html"].read_text(encoding="utf-8")
-    for text in ("toy study", "batch_size", "32", "adam", "seed", "0.8000", "<style>"):
+    for text in ("toy study", "batch_size", "32", "adam", "seed", "0.800", "<style>"):
         assert text in page
     assert "<script" not in page
+
+
+def test_table_cells_have_one_precision_per_column(
+    folder: tuple[Path, dict[str, Path]],
+) -> None:
+    page = folder[1]["index.html"].read_text(encoding="utf-8")
+    table = page[
+        page.index("<table class='results'>") : page.index(
+            "</table>", page.index("<table class='results'>")
+        )
+    ]
+    assert "<td class='num'>0.800</td>" in table and "<td class='num'>0.8000</td>" not in table
+    assert "<td class='num'>2.5</td>" in table  # seconds per epoch: one decimal
+    assert "<td class='num'>0.510</td>" in table  # test loss: three decimals
+
+
+def test_per_class_numbers_match_the_confusion_matrix(
+    folder: tuple[Path, dict[str, Path]],
+) -> None:
+    rows = {row["model"]: row for row in results_rows(make_study())}
+    report = rows["sequential"]["per_class"]  # [[8, 1, 1], [2, 5, 3], [0, 1, 9]]
+    dog = report["classes"][1]
+    assert dog == {
+        "class": "dog",
+        "precision": round(5 / 7, 4),
+        "recall": 0.5,
+        "f1": round(2 * (5 / 7) * 0.5 / (5 / 7 + 0.5), 4),
+        "support": 10,
+    }
+    assert report["accuracy"] == round(22 / 30, 4)
+    assert rows["inception-residual"]["per_class"] is None  # no confusion matrix
+    with folder[1]["per_class.csv"].open(newline="") as handle:
+        records = list(csv.DictReader(handle))
+    assert len(records) == 3 * 3  # three runs with a matrix, three classes each
+    first_dog = next(r for r in records if r["model"] == "sequential" and r["class"] == "dog")
+    assert float(first_dog["recall"]) == 0.5 and first_dog["support"] == "10"
+    page = folder[1]["index.html"].read_text(encoding="utf-8")
+    assert "Per class (test set)" in page and "<th>dog</th>" in page
 
 
 def test_csv_matches_rows(folder: tuple[Path, dict[str, Path]]) -> None:

@@ -73,7 +73,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_study_command(args: argparse.Namespace) -> int:
-    from convscope.report.study import results_rows
+    from convscope.report.study import FORMATS, HEADINGS, results_rows
     from convscope.store import open_store
     from convscope.train.study import StudySettings, resume_study, run_study
 
@@ -127,7 +127,8 @@ def run_study_command(args: argparse.Namespace) -> int:
         for c in ("model", "test_acc", "best_val_acc", "params", "seconds_per_epoch")
         if c in rows[0]
     ]
-    out.print(records_table(f"study {result.name} on {result.dataset}", rows, columns))
+    title = f"study {result.name} on {result.dataset}"
+    out.print(records_table(title, rows, columns, headers=HEADINGS, formats=FORMATS))
     out.print(f"study folder: {out_dir / 'index.html'}")
     return 0
 

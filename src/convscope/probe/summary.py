@@ -74,6 +74,21 @@ class ModelSummary(TableResult):
         return summary_text(self)
 
 
+def batch_norm_momentum(module: nn.Module) -> float | None:
+    """The smallest running-statistics momentum of the model's batch norms (None without any).
+
+    PyTorch's momentum is the weight of the newest batch: Keras' ``momentum=0.99`` is
+    PyTorch's 0.01. After ``n`` updates the running statistics still carry ``(1 - m)**n``
+    of their initial values, which is why few updates leave them unsettled.
+    """
+    found = [
+        float(layer.momentum)
+        for layer in module.modules()
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.momentum is not None
+    ]
+    return min(found) if found else None
+
+
 def count_params(module: nn.Module) -> tuple[int, int]:
     """(all, trainable) parameters of a module and its children, BN statistics included."""
     total = trainable = 0

@@ -58,14 +58,17 @@ def records_table(
     records: list[dict[str, Any]],
     columns: list[str],
     headers: dict[str, str] | None = None,
+    formats: dict[str, str] | None = None,
 ) -> Table:
     """A rich table of dict records (``convscope models``, ``convscope data list``).
 
     Columns are headed ``headers[column]`` or the column name in words; numbers are
     right-aligned and never cut, however narrow the terminal (text columns shrink).
+    ``formats[column]`` (a format spec such as ``".3f"``) gives a column one precision.
     """
     table = Table(title=escape(title))
-    cells = [[escape(_cell(record.get(c))) for c in columns] for record in records]
+    formats = formats or {}
+    cells = [[escape(_cell(record.get(c), formats.get(c))) for c in columns] for record in records]
     for index, column in enumerate(columns):
         numeric = bool(records) and all(
             isinstance(record.get(column), (int, float)) for record in records
@@ -82,7 +85,9 @@ def records_table(
     return table
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, spec: str | None = None) -> str:
+    if spec is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, spec)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):

@@ -18,8 +18,8 @@ from torch import nn
 from convscope.embed.projection import ProjectionParams
 from convscope.embed.runs import RunEmbedding, embed_run
 from convscope.errors import ConvscopeError
-from convscope.report.verdict import ModelScores, model_scores
-from convscope.store.results import StudyResult, resolve_runs, run_result
+from convscope.report.verdict import ModelScores, model_scores, ranking_document
+from convscope.store.results import StudyResult, resolve_runs, run_result, study_settings
 from convscope.store.store import RunStore
 
 Progress = Callable[[str, int, int], None]
@@ -52,6 +52,50 @@ class ReportData:
     created: str
 
 
+@dataclass
+class Ranking:
+    """The runs a report covers, their maps and scores, and the ranking the verdict rests on."""
+
+    title: str
+    study: StudyResult
+    layer: str | None
+    embeddings: list[RunEmbedding]
+    ranking: list[ModelScores]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"verdict", "ranking"}``: what ``convscope report --json`` prints."""
+        return ranking_document(self.ranking)
+
+
+def collect_ranking(
+    store: RunStore,
+    refs: Sequence[str],
+    *,
+    layer: str | None = None,
+    params: ProjectionParams | None = None,
+    progress: Progress | None = None,
+) -> Ranking:
+    """The maps (computed once, then cached in the store), scores and ranking of ``refs``.
+
+    ``layer`` defaults to the first layer the runs recorded (``hidden`` in a study).
+    """
+    title, run_ids = resolve_runs(store, refs)
+    runs = [run_result(store, run_id) for run_id in run_ids]
+    first = store.run(run_ids[0])
+    study = StudyResult(
+        name=title, dataset=first.dataset, runs=runs, settings=study_settings(first)
+    )
+    layer = layer or _recorded_layer(store, run_ids)
+    embeddings = []
+    if layer is not None:
+        for done, run_id in enumerate(run_ids, start=1):
+            report = _sub_progress(progress, f"maps of {store.run(run_id).name}")
+            embeddings.append(embed_run(store, run_id, layer, params, progress=report))
+            if progress:
+                progress("maps", done, len(run_ids))
+    return Ranking(title, study, layer, embeddings, model_scores(embeddings, runs))
+
+
 def collect_report(
     store: RunStore,
     refs: Sequence[str],
@@ -67,24 +111,15 @@ def collect_report(
     ``image`` (a SPEC) is the input of the sample feature maps, by default the first
     test image of the runs' dataset; a SPEC that names no image is refused before any work.
     """
-    title, run_ids = resolve_runs(store, refs)
+    resolve_runs(store, refs)  # an unknown study or run fails before any work
     if image is not None:
         from convscope.data.spec import resolve_images
 
         resolve_images(image)
-    runs = [run_result(store, run_id) for run_id in run_ids]
-    first = store.run(run_ids[0])
-    study = StudyResult(name=title, dataset=first.dataset, runs=runs, settings=_settings(first))
-    layer = layer or _recorded_layer(store, run_ids)
-    embeddings = []
-    if layer is not None:
-        for done, run_id in enumerate(run_ids, start=1):
-            report = _sub_progress(progress, f"maps of {store.run(run_id).name}")
-            embeddings.append(embed_run(store, run_id, layer, params, progress=report))
-            if progress:
-                progress("maps", done, len(run_ids))
+    ranked = collect_ranking(store, refs, layer=layer, params=params, progress=progress)
     models = []
     seen: set[str] = set()
+    run_ids = [run.run_id for run in ranked.study.runs]
     for done, run_id in enumerate(run_ids, start=1):
         run = store.run(run_id)
         if run.model not in seen:
@@ -93,11 +128,11 @@ def collect_report(
         if progress:
             progress("models", done, len(run_ids))
     return ReportData(
-        title=title,
-        study=study,
-        layer=layer,
-        embeddings=embeddings,
-        ranking=model_scores(embeddings),
+        title=ranked.title,
+        study=ranked.study,
+        layer=ranked.layer,
+        embeddings=ranked.embeddings,
+        ranking=ranked.ranking,
         models=models,
         versions=versions(),
         created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -131,17 +166,6 @@ def versions() -> dict[str, str]:
     except Exception:
         pass
     return found
-
-
-def _settings(run: Any) -> dict[str, Any]:
-    config = run.config.get("config", {})
-    return {
-        "dataset": run.dataset,
-        **config,
-        "record": run.config.get("record"),
-        "subset": run.config.get("subset"),
-        "probe_per_class": run.config.get("probe_per_class"),
-    }
 
 
 def _recorded_layer(store: RunStore, run_ids: Sequence[str]) -> str | None:

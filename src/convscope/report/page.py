@@ -1,8 +1,8 @@
 """The report as one self-contained HTML file: pictures inlined, no network, opens from disk.
 
 Sections (each an element with a stable id, which the browser test looks for):
-``verdict``, ``models``, ``curves``, ``results``, ``confusion``, ``embeddings``,
-``separation``, ``kernels``, ``features``, ``settings``.
+``verdict``, ``models``, ``curves``, ``results``, ``per-class``, ``confusion``,
+``embeddings``, ``separation``, ``kernels``, ``features``, ``settings``.
 """
 
 from __future__ import annotations
@@ -19,13 +19,20 @@ from convscope.render.confusion import plot_confusion_grid
 from convscope.render.curves import plot_training_curves
 from convscope.render.figures import data_uri
 from convscope.report.collect import ReportData
-from convscope.report.study import CSS, results_html, results_rows, settings_html
+from convscope.report.study import (
+    CSS,
+    per_class_html,
+    results_html,
+    results_rows,
+    settings_html,
+)
 
 SECTIONS = (
     ("verdict", "Verdict"),
     ("models", "Models"),
     ("curves", "Training curves"),
     ("results", "Results"),
+    ("per-class", "Per class (test set)"),
     ("confusion", "Confusion matrices"),
     ("embeddings", "Hidden representation over epochs"),
     ("separation", "Separation scores"),
@@ -51,6 +58,7 @@ def report_html(data: ReportData, progress: Callable[[str, int, int], None] | No
         _models,
         _curves,
         _results,
+        _per_class,
         _confusion,
         _embeddings,
         _separation,
@@ -132,6 +140,10 @@ def _results(data: ReportData) -> str:
     return results_html(results_rows(data.study))
 
 
+def _per_class(data: ReportData) -> str:
+    return per_class_html(results_rows(data.study))
+
+
 def _confusion(data: ReportData) -> str:
     if not any(run.confusion is not None for run in data.study.runs):
         return "<p class='note'>No test-set confusion matrices were recorded.</p>"
@@ -173,18 +185,34 @@ def _separation(data: ReportData) -> str:
     head = "".join(f"<th>{html.escape(SCORE_LABELS[s])}</th>" for s in SCORE_NAMES)
     rows = []
     for rank, scores in enumerate(data.ranking, start=1):
-        cells = "".join(f"<td class='num'>{html.escape(scores.text(s))}</td>" for s in SCORE_NAMES)
-        css = " class='best'" if rank == 1 else ""
+        cells = "".join(
+            f"<td class='num'>{html.escape(scores.text(s))}<br><span class='note'>"
+            f"from {scores.baseline[s]:.3f} ({html.escape(scores.gain_text(s))})"
+            "</span></td>"
+            for s in SCORE_NAMES
+        )
+        learned = "yes" if scores.learned else f"not yet: {scores.why_not}"
+        css = " class='best'" if rank == 1 and scores.learned else ""
         rows.append(
             f"<tr{css}><td>{rank}</td><td>{html.escape(scores.model)}</td>"
-            f"<td class='num'>{scores.mean_rank:.2f}</td><td class='num'>{scores.seeds}</td><td class='num'>{scores.epoch}</td>{cells}</tr>"
+            f"<td>{html.escape(learned)}</td>"
+            f"<td class='num'>{html.escape(scores.test_text())}</td>"
+            f"<td class='num'>{scores.mean_rank:.2f}</td><td class='num'>{scores.seeds}</td>"
+            f"<td class='num'>{scores.epoch}</td>{cells}</tr>"
         )
     table = (
-        "<table class='scores'><tr><th>Rank</th><th>Model</th><th>Mean rank</th><th>Seeds</th><th>Epoch</th>"
+        "<table class='scores'><tr><th>Rank</th><th>Model</th><th>Learned</th>"
+        "<th>Test accuracy</th><th>Mean rank of gains</th><th>Seeds</th><th>Epoch</th>"
         f"{head}</tr>{''.join(rows)}</table>"
     )
     curves = _figure(plot_score_curves(data.embeddings), "separation scores over epochs")
-    return table + "<p class='note'>With several seeds: mean ± 95% interval.</p>" + curves
+    note = (
+        "<p class='note'>Each score at the epoch shown, with the same model's score at epoch 0 "
+        "(before training) and the gain over it; an untrained network already separates the "
+        "classes in part, so the ranking is by the gains. With several seeds: mean ± 95% "
+        "interval.</p>"
+    )
+    return table + note + curves
 
 
 def _kernels(data: ReportData) -> str:

@@ -23,6 +23,7 @@ from convscope.files import atomic_write, ensure_folder
 from convscope.render.confusion import plot_confusion_grid, plot_confusion_matrix
 from convscope.render.curves import plot_training_curves, run_labels
 from convscope.render.figures import data_uri, save_figure
+from convscope.report.classification import classification_report
 from convscope.store.results import RunResult, StudyResult
 
 COLUMNS = (
@@ -49,6 +50,14 @@ HEADINGS = {
     "seconds_per_epoch": "s / epoch",
     "epochs": "Epochs",
 }
+FORMATS = {
+    "test_acc": ".3f",
+    "test_loss": ".3f",
+    "best_val_acc": ".3f",
+    "seconds_per_epoch": ".1f",
+    "params": ",",
+}
+"""Each number column's one precision: accuracies and losses 3 decimals, seconds 1."""
 CSS = """
 .convscope-study { font-family: system-ui, sans-serif; color: #222; max-width: 1200px; }
 .convscope-study h1 { font-size: 1.5em; margin-bottom: 0.2em; }
@@ -60,6 +69,7 @@ CSS = """
 .convscope-study tr.best td { background: #e3f4e1; font-weight: 600; }
 .convscope-study img { max-width: 100%; height: auto; border: 1px solid #eee; }
 .convscope-study ul.links { padding-left: 1.2em; }
+.convscope-study table.per-class th.group { text-align: center; }
 """
 
 
@@ -81,9 +91,12 @@ def _best_val(run: RunResult) -> tuple[float | None, int | None]:
 
 
 def _row(run: RunResult) -> dict[str, Any]:
-    """One run's line of the results table."""
+    """One run's line of the results table, with its per-class test numbers (``per_class``)."""
     best_acc, best_epoch = _best_val(run)
     epochs = np.asarray(run.epochs)
+    per_class = (
+        classification_report(run.confusion, run.class_names) if run.confusion is not None else None
+    )
     return {
         "model": run.model,
         "name": run.name,
@@ -95,6 +108,7 @@ def _row(run: RunResult) -> dict[str, Any]:
         "params": int(run.params),
         "seconds_per_epoch": _finite_or_none(run.seconds_per_epoch),
         "epochs": int(epochs.max()) if epochs.size else 0,
+        "per_class": per_class,
     }
 
 
@@ -106,7 +120,7 @@ def _rank_key(row: dict[str, Any]) -> tuple[float, float]:
 
 
 def results_rows(study: StudyResult) -> list[dict[str, Any]]:
-    """One dict per run (keys as in ``COLUMNS``), best test accuracy first."""
+    """One dict per run (keys as in ``COLUMNS``, and ``per_class``), best test accuracy first."""
     return sorted((_row(run) for run in study.runs), key=_rank_key)
 
 
@@ -134,16 +148,10 @@ def confusion_file_names(runs: Sequence[RunResult]) -> dict[int, str]:
 
 
 def _format(column: str, value: Any) -> str:
-    """A table cell's text."""
+    """A table cell's text, in its column's one precision (:data:`FORMATS`)."""
     if value is None:
         return "–"
-    if column in ("test_acc", "test_loss", "best_val_acc"):
-        return f"{value:.4f}"
-    if column == "seconds_per_epoch":
-        return f"{value:.1f}"
-    if column == "params":
-        return f"{value:,}"
-    return str(value)
+    return format(value, FORMATS[column]) if column in FORMATS else str(value)
 
 
 def _setting_text(value: Any) -> str:
@@ -181,6 +189,45 @@ def results_html(rows: list[dict[str, Any]]) -> str:
         )
         body.append(f"<tr{css}>{cells}</tr>")
     return f"<table class='results'><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def per_class_html(rows: list[dict[str, Any]]) -> str:
+    """Test-set precision, recall and F1 per class: a row per class, a column group per run."""
+    reported = [row for row in rows if row.get("per_class")]
+    if not reported:
+        return "<p class='note'>No test-set confusion matrices were recorded.</p>"
+    groups = "".join(
+        f"<th colspan='3' class='group'>{html.escape(row['name'])}</th>" for row in reported
+    )
+    subheads = "<th>precision</th><th>recall</th><th>F1</th>" * len(reported)
+    body = []
+    first = reported[0]["per_class"]
+    for index, entry in enumerate(first["classes"]):
+        cells = "".join(
+            "".join(
+                f"<td class='num'>{row['per_class']['classes'][index][k]:.3f}</td>"
+                for k in ("precision", "recall", "f1")
+            )
+            for row in reported
+        )
+        body.append(
+            f"<tr><th>{html.escape(entry['class'])}</th>"
+            f"<td class='num'>{entry['support']:,}</td>{cells}</tr>"
+        )
+    for key, label in (("macro_avg", "macro average"), ("weighted_avg", "weighted average")):
+        cells = "".join(
+            "".join(
+                f"<td class='num'>{row['per_class'][key][k]:.3f}</td>"
+                for k in ("precision", "recall", "f1")
+            )
+            for row in reported
+        )
+        body.append(f"<tr><th>{label}</th><td></td>{cells}</tr>")
+    return (
+        "<table class='per-class'>"
+        f"<tr><th rowspan='2'>Class</th><th rowspan='2'>Test images</th>{groups}</tr>"
+        f"<tr>{subheads}</tr>{''.join(body)}</table>"
+    )
 
 
 def _figure_html(src: str, alt: str, href: str | None) -> str:
@@ -223,8 +270,12 @@ def study_html(study: StudyResult, *, files: Mapping[str, str] | None = None) ->
         settings_html(study),
         "<h2>Results</h2>",
         results_html(results_rows(study)),
+        "<h2>Per class (test set)</h2>",
+        per_class_html(results_rows(study)),
     ]
-    data_links = [(sources[n], n) for n in ("results.csv", "results.json") if n in sources]
+    data_links = [
+        (sources[n], n) for n in ("results.csv", "per_class.csv", "results.json") if n in sources
+    ]
     if linked and data_links:
         parts.append(_link_list(data_links))
     if "curves.png" in sources:
@@ -293,6 +344,22 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+PER_CLASS_COLUMNS = ("model", "name", "run_id", "class", "precision", "recall", "f1", "support")
+
+
+def _per_class_csv_text(rows: list[dict[str, Any]]) -> str:
+    """One line per run and class: the test-set precision, recall, F1 and support."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(PER_CLASS_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        for entry in (row.get("per_class") or {}).get("classes", []):
+            writer.writerow(
+                {"model": row["model"], "name": row["name"], "run_id": row["run_id"], **entry}
+            )
+    return buffer.getvalue()
+
+
 def _json_text(study: StudyResult, rows: list[dict[str, Any]]) -> str:
     """Study name, dataset, settings and rows as indented JSON."""
     document = {
@@ -333,6 +400,10 @@ def write_study_folder(study: StudyResult, out_dir: Path) -> dict[str, Path]:
     written = _write_figures(study, out_dir)
     rows = results_rows(study)
     written["results.csv"] = _write_text(out_dir / "results.csv", _csv_text(rows))
+    if any(row["per_class"] for row in rows):
+        written["per_class.csv"] = _write_text(
+            out_dir / "per_class.csv", _per_class_csv_text(rows)
+        )
     written["results.json"] = _write_text(out_dir / "results.json", _json_text(study, rows))
     body = study_html(study, files={name: name for name in written})
     written["index.html"] = _write_text(out_dir / "index.html", _page(study, body))

@@ -42,6 +42,22 @@ class RunResult:
     test_acc: float | None = None
     seconds_per_epoch: float | None = None
     confusion: np.ndarray | None = None
+    updates: int | None = None
+    """Optimizer steps over the whole run (None when the run's data size is unknown)."""
+    batch_norm_momentum: float | None = None
+    """The smallest PyTorch batch-norm momentum of the model (None: no batch norm)."""
+    optimizer: str | None = None
+
+    @property
+    def chance(self) -> float:
+        """The accuracy of guessing: one over the number of classes."""
+        return 1.0 / max(1, len(self.class_names))
+
+    def final(self, name: str) -> float | None:
+        """The last finite value of a curve (``train_acc``, ``val_acc``, ...), or None."""
+        values = np.asarray(getattr(self, name), dtype=float)
+        finite = values[np.isfinite(values)]
+        return float(finite[-1]) if finite.size else None
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,47 @@ def run_result(store: Any, run_id: str) -> RunResult:
         test_acc=last("test_acc"),
         seconds_per_epoch=float(np.nanmean(seconds)) if len(seconds) else None,
         confusion=store.load_array(confusion[0]) if confusion else None,
+        updates=_updates(run, int(epochs.max()) if len(epochs) else 0),
+        batch_norm_momentum=_batch_norm_momentum(run),
+        optimizer=run.config.get("config", {}).get("optimizer"),
     )
+
+
+def _updates(run: Any, epochs: int) -> int | None:
+    """Optimizer steps of ``epochs`` epochs: batches per epoch from the run's training images.
+
+    Runs store their number of training images; for older runs it is worked out from
+    the dataset's size, the subset and the validation split.
+    """
+    config = run.config
+    train = config.get("config", {})
+    batch = train.get("batch_size")
+    images = config.get("train_images")
+    if images is None:
+        from convscope.data.registry import get_info
+
+        try:
+            size = config.get("subset") or get_info(run.dataset).split_sizes["train"]
+        except (ConvscopeError, KeyError):
+            return None
+        split = 0.0 if config.get("validation") else float(train.get("val_split", 0.0))
+        images = size - round(size * split)
+    if not batch:
+        return None
+    return -(-int(images) // int(batch)) * epochs
+
+
+def _batch_norm_momentum(run: Any) -> float | None:
+    """The model's batch-norm momentum: stored with the run (older runs: its model, built)."""
+    if "batch_norm_momentum" in run.config:
+        return run.config["batch_norm_momentum"]
+    from convscope.models.loading import load_model
+    from convscope.probe.summary import batch_norm_momentum
+
+    try:
+        return batch_norm_momentum(load_model(run.config.get("model", run.model)).module)
+    except ConvscopeError:
+        return None
 
 
 def _params(run: Any) -> int:
@@ -120,17 +176,31 @@ def study_result(
         )
     runs = [run_result(store, run_id) for run_id in run_ids]
     first = store.run(run_ids[0])
-    config = first.config.get("config", {})
-    info = {
-        "dataset": first.dataset,
-        **config,
-        "record": first.config.get("record"),
-        "subset": first.config.get("subset"),
-        "probe_per_class": first.config.get("probe_per_class"),
-    }
+    info = study_settings(first)
     if models is not None:
         info["models"] = list(models)
     return StudyResult(name=name, dataset=first.dataset, runs=runs, settings=info)
+
+
+def study_settings(run: Any) -> dict[str, Any]:
+    """The settings a study's run was trained with, only those that applied to it.
+
+    Momentum is an SGD setting and is left out for Adam; settings that were off (no
+    schedule, no early stopping, no subset) are left out too.
+    """
+    config = dict(run.config.get("config", {}))
+    if config.get("optimizer") != "sgd":
+        config.pop("momentum", None)
+    if config.get("lr_schedule") in (None, "none"):
+        config.pop("lr_schedule", None)
+    info = {
+        "dataset": run.dataset,
+        **config,
+        "record": run.config.get("record"),
+        "subset": run.config.get("subset"),
+        "probe_per_class": run.config.get("probe_per_class"),
+    }
+    return {k: v for k, v in info.items() if v is not None}
 
 
 def resolve_runs(store: RunStore, refs: Sequence[str]) -> tuple[str, list[str]]:

@@ -263,12 +263,14 @@ def train_run(
     built = _build_trainer(model, settings, None, progress, dist)
     if store is None:  # a non-zero rank under torchrun: train only
         return RunOutcome("", built[0].run(), model)
-    from convscope.probe.summary import count_params
+    from convscope.probe.summary import batch_norm_momentum, count_params
 
-    config = settings.to_dict() | {
+    config = settings.to_dict() | {  # facts reading a study needs without building a model
         "build": model.build,
         "host": socket.gethostname(),
-        "params": count_params(model.module)[0],  # so reading a study builds no model
+        "params": count_params(model.module)[0],
+        "train_images": len(built[0].train_idx),
+        "batch_norm_momentum": batch_norm_momentum(model.module),
     }
     name = settings.name or f"{model.name}-{settings.data}"
     run = store.create_run(
