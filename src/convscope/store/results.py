@@ -104,13 +104,13 @@ def run_result(store: Any, run_id: str) -> RunResult:
         test_acc=last("test_acc"),
         seconds_per_epoch=float(np.nanmean(seconds)) if len(seconds) else None,
         confusion=store.load_array(confusion[0]) if confusion else None,
-        updates=_updates(run, int(epochs.max()) if len(epochs) else 0),
+        updates=updates_of(run, int(epochs.max()) if len(epochs) else 0),
         batch_norm_momentum=_batch_norm_momentum(run),
         optimizer=run.config.get("config", {}).get("optimizer"),
     )
 
 
-def _updates(run: Any, epochs: int) -> int | None:
+def updates_of(run: Any, epochs: int) -> int | None:
     """Optimizer steps of ``epochs`` epochs: batches per epoch from the run's training images.
 
     Runs store their number of training images; for older runs it is worked out from
