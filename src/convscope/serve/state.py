@@ -1,0 +1,86 @@
+"""What every route of the dashboard's server shares: its settings, workers, jobs and store.
+
+One :class:`ServeState` lives on ``app.state.convscope`` for the app's lifetime (no
+process-wide state). CPU work (model forwards, embeddings, pictures) runs in a bounded
+thread pool off the event loop, so ``/api/health`` answers at once while a long
+computation runs; long work runs as a :class:`~convscope.serve.jobs.Job` with progress.
+The run store is SQLite in WAL mode: each call opens its own connection
+(:meth:`ServeState.store`), never one shared across threads, so a training process can
+write while the dashboard reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import Request
+
+from convscope.serve.jobs import JobManager
+
+T = TypeVar("T")
+
+WORKERS = 2
+"""Threads for CPU work: the machine's cores, so requests queue instead of thrashing."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The server's settings, from ``convscope serve``'s options."""
+
+    store: Path = Path("convscope-runs")
+    models: tuple[str, ...] = ()
+    """Extra models named with ``--model`` at start (the only paths the server reads)."""
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+    """Every request must carry it (query ``token=``, cookie or header) when set."""
+    base_url: str = "/"
+    """The path prefix the app is served under (``/proxy/8765/`` behind JupyterHub)."""
+    workers: int = WORKERS
+
+
+@dataclass
+class ServeState:
+    """The app's shared state: settings, the worker pool and the jobs."""
+
+    config: ServeConfig
+    executor: ThreadPoolExecutor = field(init=False)
+    jobs: JobManager = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.executor = ThreadPoolExecutor(
+            max_workers=self.config.workers, thread_name_prefix="convscope-worker"
+        )
+        self.jobs = JobManager(self.executor)
+
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``function(*args, **kwargs)`` in the worker pool and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor, functools.partial(function, *args, **kwargs)
+        )
+
+    @contextmanager
+    def store(self) -> Iterator[Any]:
+        """A fresh read connection to the run store, closed afterwards (one per call)."""
+        from convscope.store import open_store
+
+        with open_store(self.config.store, create=False) as store:
+            yield store
+
+    def close(self) -> None:
+        """Stop the workers (running jobs finish; queued ones are dropped)."""
+        self.jobs.cancel_all()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def state_of(request: Request) -> ServeState:
+    """The :class:`ServeState` of the app serving ``request``."""
+    return request.app.state.convscope
