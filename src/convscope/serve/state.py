@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
-from convscope.serve.jobs import JobManager
+from convscope.serve.images import BoundedStore, upload_store
+from convscope.serve.jobs import KEEP_FINISHED, JobManager
+from convscope.serve.modelpool import ModelPool
 
 T = TypeVar("T")
 
@@ -48,17 +50,25 @@ class ServeConfig:
 
 @dataclass
 class ServeState:
-    """The app's shared state: settings, the worker pool and the jobs."""
+    """The app's shared state: settings, the worker pool, the jobs, the loaded models,
+    the uploaded images and the pictures of finished jobs (all bounded, in memory)."""
 
     config: ServeConfig
     executor: ThreadPoolExecutor = field(init=False)
     jobs: JobManager = field(init=False)
+    models: ModelPool = field(init=False)
+    uploads: BoundedStore[str, Any] = field(init=False)
+    pictures: BoundedStore[str, bytes] = field(init=False)
+    """PNG bytes by job id (a maximisation's picture)."""
 
     def __post_init__(self) -> None:
         self.executor = ThreadPoolExecutor(
             max_workers=self.config.workers, thread_name_prefix="convscope-worker"
         )
         self.jobs = JobManager(self.executor)
+        self.models = ModelPool(self.config.store, self.config.models)
+        self.uploads = upload_store()
+        self.pictures = BoundedStore(KEEP_FINISHED, 256 * 1024**2, len)
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``function(*args, **kwargs)`` in the worker pool and await its result."""

@@ -1,0 +1,208 @@
+"""The models the dashboard serves: which MODEL strings a request may name, and a pool.
+
+A request names a zoo name, ``run:ID`` / ``run:ID@EPOCH`` of the server's store, a
+``torchvision:`` / ``timm:`` architecture (built with no download) or a name given with
+``--model`` at start: those are the only files the server ever reads, so a MODEL that
+looks like a path is refused. Loaded models stay in a pool bounded by count and by the
+bytes of their parameters (least recently used first out); ``run:ID`` is keyed by its
+latest epoch, so a run that trains on is reloaded when a new checkpoint lands.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from convscope.errors import ConvscopeError
+from convscope.models.loaded import LoadedModel
+from convscope.naming import close_matches
+from convscope.serve.errors import NotFoundError
+
+MAX_MODELS = 8
+MAX_BYTES = 2 * 1024**3
+"""Default bounds of the pool: models kept, and the bytes of their parameters and buffers."""
+
+FILE_REFUSED = (
+    "a request never names a file: use a zoo name, run:ID[@EPOCH] or a model given with --model"
+)
+FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".keras", ".h5", ".hdf5", ".py")
+SERVED_FORMS = (
+    "the dashboard serves a zoo name (GET /api/models), run:ID[@EPOCH] of its store, "
+    "torchvision:NAME, timm:NAME or a model given with --model"
+)
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether a MODEL string could name a file (a request must never do that)."""
+    lowered = text.lower()
+    return (
+        any(mark in text for mark in ("/", "\\", ".."))
+        or text.startswith((".", "~"))
+        or lowered.endswith(FILE_SUFFIXES)
+        or ".py:" in lowered
+    )
+
+
+def check_model_name(spec: str, given: Iterable[str]) -> str:
+    """``spec`` if a request may name it; otherwise the one-line reason (400 or 404)."""
+    from convscope.models.registry import zoo
+
+    given = tuple(given)
+    if spec in given:
+        return spec
+    if looks_like_path(spec):
+        raise ConvscopeError(FILE_REFUSED)
+    if spec in zoo() or spec.startswith(("run:", "torchvision:", "timm:")):
+        return spec
+    names = [*zoo(), *given]
+    raise NotFoundError(f"unknown model {spec!r}{close_matches(spec, names)}; {SERVED_FORMS}")
+
+
+def model_bytes(model: LoadedModel) -> int:
+    """Approximate memory of a model: the bytes of its parameters and buffers."""
+    tensors = [*model.module.parameters(), *model.module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class ModelPool:
+    """Loaded models by MODEL string, least recently used evicted first; thread-safe.
+
+    Two requests for a model not yet loaded load it once (the second waits for the
+    first). Probes hold the model's own lock (:mod:`convscope.probe.exclusive`), so one
+    pooled model may serve several requests at once.
+    """
+
+    def __init__(
+        self,
+        store: Path,
+        given: Iterable[str] = (),
+        *,
+        max_models: int = MAX_MODELS,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
+        self.store = Path(store)
+        self.given = tuple(given)
+        self.max_models = max_models
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._models: OrderedDict[str, tuple[LoadedModel, int]] = OrderedDict()
+        self._loading: dict[str, threading.Lock] = {}
+        self._catalog: list[dict[str, Any]] | None = None
+        self._catalog_lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._models)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._models
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the pooled models' parameters and buffers."""
+        with self._lock:
+            return sum(size for _, size in self._models.values())
+
+    def get(self, spec: str) -> LoadedModel:
+        """The model ``spec`` names, loaded once and kept (blocking: call it in a worker)."""
+        spec = check_model_name(spec, self.given)
+        key = self.key(spec)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key][0]
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            with self._lock:
+                if key in self._models:
+                    return self._models[key][0]
+            try:
+                model = self._load(key)
+                self._keep(key, model)
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+        return model
+
+    def key(self, spec: str) -> str:
+        """The pool key of an allowed ``spec``: ``run:`` refs become ``run:FULLID@EPOCH``."""
+        if not spec.startswith("run:") or spec in self.given:
+            return spec
+        from convscope.store import open_store
+
+        ref, at, epoch = spec.removeprefix("run:").partition("@")
+        if not ref:
+            raise ConvscopeError(f"{spec}: give a run after run:, e.g. run:ID (see /api/runs)")
+        with open_store(self.store, create=False) as store:
+            run = store.run(ref)
+            if at:
+                return f"run:{run.id}@{epoch}"
+            checkpoints = store.checkpoints(run.id)
+        return f"run:{run.id}@{max(checkpoints)}" if checkpoints else f"run:{run.id}"
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """``convscope models --json`` records of the zoo, then the ``--model`` names.
+
+        Building every zoo model takes seconds, so the list is made once and kept.
+        """
+        with self._catalog_lock:
+            if self._catalog is None:
+                self._catalog = [*zoo_records(), *(self._given_record(n) for n in self.given)]
+            return self._catalog
+
+    def _given_record(self, name: str) -> dict[str, Any]:
+        from convscope.probe.summary import count_params
+
+        try:
+            model = self.get(name)
+        except ConvscopeError as error:
+            return {"name": name, "params": None, "input_shape": None,
+                    "description": "given with --model", "error": str(error)}  # fmt: skip
+        return {
+            "name": name,
+            "params": count_params(model.module)[0],
+            "input_shape": list(model.input_spec.shape),
+            "dataset": model.dataset,
+            "description": f"given with --model ({model.weights})",
+        }
+
+    def _load(self, key: str) -> LoadedModel:
+        from convscope.models.loading import load_model
+
+        return load_model(key, store=self.store)
+
+    def _keep(self, key: str, model: LoadedModel) -> None:
+        with self._lock:
+            self._models[key] = (model, model_bytes(model))
+            total = sum(size for _, size in self._models.values())
+            while len(self._models) > 1 and (
+                len(self._models) > self.max_models or total > self.max_bytes
+            ):
+                _, (_, size) = self._models.popitem(last=False)
+                total -= size
+
+
+def zoo_records() -> list[dict[str, Any]]:
+    """What ``convscope models --json`` prints: one record per zoo entry."""
+    from convscope.models.loading import load_model
+    from convscope.models.registry import zoo
+    from convscope.probe.summary import count_params
+
+    records = []
+    for entry in zoo().values():
+        model = load_model(entry.name)
+        records.append(
+            {
+                "name": entry.name,
+                "params": count_params(model.module)[0],
+                "input_shape": list(entry.input_spec.shape),
+                "dataset": entry.dataset,
+                "description": entry.description,
+                "reference": entry.reference,
+            }
+        )
+    return records
