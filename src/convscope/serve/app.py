@@ -1,8 +1,9 @@
-"""The dashboard's ASGI app: routes, error contract and security around them.
+"""The dashboard's ASGI app: routes, the error contract and the guards around them.
 
 :func:`create_app` builds one app per :class:`~convscope.serve.state.ServeConfig`;
-its :class:`~convscope.serve.state.ServeState` lives on ``app.state.convscope`` and is
-closed when the app shuts down (no process-wide state).
+its :class:`~convscope.serve.state.ServeState` lives on ``app.state.convscope`` and the
+store's :class:`~convscope.serve.events.EventWatcher` on ``app.state.events``; the
+lifespan starts the watcher and closes both (no process-wide state).
 """
 
 from __future__ import annotations
@@ -11,26 +12,73 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from convscope import __version__
 from convscope.serve.errors import install_error_handlers
 from convscope.serve.state import ServeConfig, ServeState
 
 
+def normalized_base_url(base_url: str) -> str:
+    """``proxy/8765`` -> ``/proxy/8765/``: one leading and one trailing slash."""
+    inner = base_url.strip().strip("/")
+    return f"/{inner}/" if inner else "/"
+
+
+class BaseUrlMiddleware:
+    """Serve the app under a path prefix (``/proxy/8765/``), with or without it in requests.
+
+    A proxy may pass the prefix on or strip it; either way the request reaches the
+    routes with ``root_path`` set to the prefix, so any URL the app builds includes it.
+    """
+
+    def __init__(self, app: ASGIApp, base_url: str) -> None:
+        self.app = app
+        self.prefix = normalized_base_url(base_url).rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.prefix and scope["type"] in ("http", "websocket"):
+            path = scope["path"]
+            if path == self.prefix:  # `/proxy/8765` -> `/proxy/8765/`
+                await _redirect(scope, send, f"{self.prefix}/")
+                return
+            if not path.startswith(f"{self.prefix}/"):
+                path = f"{self.prefix}{path}"
+            scope = dict(scope, path=path, root_path=self.prefix)
+        await self.app(scope, receive, send)
+
+
+async def _redirect(scope: Scope, send: Send, location: str) -> None:
+    query = scope.get("query_string", b"")
+    target = location.encode() + (b"?" + query if query else b"")
+    headers = [(b"location", target), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 307, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
 def create_app(config: ServeConfig) -> FastAPI:
     """The dashboard's app for ``config``."""
-    from convscope.serve import routes_models
+    from convscope.serve import events, routes_models, routes_runs, static
+    from convscope.serve.security import SecurityMiddleware
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state: ServeState = app.state.convscope
+        watcher: events.EventWatcher = app.state.events
+        watcher.start()
         try:
             yield
         finally:
-            state.close()
+            await watcher.stop()
+            app.state.convscope.close()
 
     app = FastAPI(title="convscope dashboard", version=__version__, lifespan=lifespan)
     app.state.convscope = ServeState(config)
+    app.state.events = events.EventWatcher(config.store)
     install_error_handlers(app)
+    app.include_router(routes_runs.router)
+    app.include_router(events.router)
     app.include_router(routes_models.router)
+    app.include_router(static.static_router(static.package_static_dir()))
+    app.add_middleware(BaseUrlMiddleware, base_url=config.base_url)
+    app.add_middleware(SecurityMiddleware, config=config)  # the outermost: runs first
     return app

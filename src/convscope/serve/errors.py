@@ -66,9 +66,14 @@ async def _validation_error(_request: Request, error: Exception) -> JSONResponse
     return error_response(400, validation_line(error))
 
 
-async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    response = error_response(error.status_code, error.detail)
+    message = error.detail
+    if error.status_code == 404 and message == "Not Found":
+        message = f"no route {request.url.path} (openapi.json lists the routes)"
+    elif error.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    response = error_response(error.status_code, message)
     for name, value in (error.headers or {}).items():
         response.headers[name] = value
     return response

@@ -1,0 +1,81 @@
+"""Fixtures of the dashboard's server tests: a small real run store and a test client.
+
+The store holds two tiny runs of one study (a few seconds to train), so API tests
+compare the server's answers with what the library reads from the same store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from convscope.serve.app import create_app
+from convscope.serve.state import ServeConfig
+
+TINY_MODELS = ("sequential", "residual")
+
+
+TEST_IMAGES = 500
+"""Test images the tiny runs are scored on (the whole split takes most of their time)."""
+
+
+def _small_test_split(prepare_data):
+    """``prepare_data`` whose test split is cut to :data:`TEST_IMAGES` images."""
+    from dataclasses import replace
+
+    def prepare(settings):
+        train, test = prepare_data(settings)
+        keep = slice(0, TEST_IMAGES)
+        return train, replace(test, images=test.images[keep], labels=test.labels[keep])
+
+    return prepare
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run store with study ``tiny``: one 2-epoch run of each of :data:`TINY_MODELS`."""
+    from convscope.store import open_store
+    from convscope.train.loop import TrainConfig
+    from convscope.train import run as run_module
+    from convscope.train.run import RunSettings, train_run
+
+    root = tmp_path_factory.mktemp("tiny-store") / "runs"
+    with pytest.MonkeyPatch.context() as patch, open_store(root) as store:
+        patch.setattr(run_module, "prepare_data", _small_test_split(run_module.prepare_data))
+        for model in TINY_MODELS:
+            settings = RunSettings(
+                model=model,
+                data="fashion-mnist",
+                config=TrainConfig(epochs=2, batch_size=100, seed=0),
+                record=("hidden",),
+                probe_per_class=5,
+                subset=300,
+                study="tiny",
+                name=f"tiny/{model}",
+            )
+            train_run(settings, store=store)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_ids(tiny_store: Path) -> dict[str, str]:
+    """Model name -> run id in :func:`tiny_store`."""
+    from convscope.store import open_store
+
+    with open_store(tiny_store, create=False) as store:
+        return {run.model: run.id for run in store.runs()}
+
+
+def make_client(config: ServeConfig, **kwargs) -> TestClient:
+    """A test client of the app for ``config`` (enter it so the lifespan runs)."""
+    return TestClient(create_app(config), **kwargs)
+
+
+@pytest.fixture
+def client(tiny_store: Path) -> Iterator[TestClient]:
+    """A client of the dashboard serving :func:`tiny_store`."""
+    with make_client(ServeConfig(store=tiny_store)) as test_client:
+        yield test_client
