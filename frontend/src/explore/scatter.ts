@@ -1,0 +1,99 @@
+// What one map draws at one epoch, as ECharts series: every point coloured by its group
+// (faded while a selection exists), the selected points on top with an outline, and the
+// selected points' trails over the epochs up to the one shown.
+import { withAlpha } from '../palette';
+import { groupColour, type Group } from './colour';
+import type { Limits } from './limits';
+
+export interface Frame {
+  points: readonly (readonly [number, number])[];
+  groups: readonly Group[];
+  /** Positions of the selected points. */
+  selected: readonly number[];
+  /** One polyline per selected point with a trail, and its group. */
+  trails: readonly { coords: [number, number][]; group: Group }[];
+  animate: boolean;
+}
+
+export const POINT_SIZE = 5;
+export const SELECTED_SIZE = 8;
+export const FADED_ALPHA = 0.14;
+
+export function pointColour(group: Group, faded: boolean): string {
+  return faded ? withAlpha(groupColour(group), FADED_ALPHA) : groupColour(group);
+}
+
+export function frameSeries(frame: Frame) {
+  const faded = frame.selected.length > 0;
+  const colours = frame.groups.map((g) => pointColour(g, faded));
+  const duration = frame.animate ? 450 : 0;
+  return [
+    {
+      id: 'points',
+      type: 'scatter',
+      data: frame.points.map(([x, y], p) => [x, y, p]),
+      symbolSize: POINT_SIZE,
+      itemStyle: { color: (item: { dataIndex: number }) => colours[item.dataIndex] },
+      emphasis: { scale: 1.8, itemStyle: { borderColor: '#111', borderWidth: 1 } },
+      animationDurationUpdate: duration,
+      z: 2,
+    },
+    {
+      id: 'trails',
+      type: 'lines',
+      coordinateSystem: 'cartesian2d',
+      polyline: true,
+      silent: true,
+      data: frame.trails.map((t) => ({ coords: t.coords, lineStyle: { color: withAlpha(groupColour(t.group), 0.55) } })),
+      lineStyle: { width: 1.2 },
+      animation: false,
+      z: 3,
+    },
+    {
+      id: 'selected',
+      type: 'scatter',
+      data: frame.selected.map((p) => [frame.points[p][0], frame.points[p][1], p]),
+      symbolSize: SELECTED_SIZE,
+      itemStyle: {
+        color: (item: { data: [number, number, number] }) => groupColour(frame.groups[item.data[2]]),
+        borderColor: '#111',
+        borderWidth: 1,
+      },
+      animationDurationUpdate: duration,
+      z: 4,
+    },
+  ];
+}
+
+export function axesOption(limits: Limits | null) {
+  const axis = (min?: number, max?: number) => ({
+    type: 'value',
+    min,
+    max,
+    scale: true,
+    splitLine: { lineStyle: { color: '#eef0f3' } },
+    axisLabel: { fontSize: 10, color: '#6b7380', hideOverlap: true },
+    axisLine: { lineStyle: { color: '#c7ccd4' } },
+  });
+  return {
+    xAxis: axis(limits?.xmin, limits?.xmax),
+    yAxis: axis(limits?.ymin, limits?.ymax),
+  };
+}
+
+/** Trails of the selected positions through `epochs` (in order), up to the `cap` first. */
+export function trailsOf(
+  selected: readonly number[],
+  pointsByEpoch: ReadonlyMap<number, readonly (readonly [number, number])[]>,
+  epochs: readonly number[],
+  groups: readonly Group[],
+  cap: number,
+): { coords: [number, number][]; group: Group }[] {
+  return selected.slice(0, cap).map((p) => ({
+    coords: epochs
+      .map((e) => pointsByEpoch.get(e)?.[p])
+      .filter((xy): xy is readonly [number, number] => !!xy && Number.isFinite(xy[0]) && Number.isFinite(xy[1]))
+      .map(([x, y]) => [x, y] as [number, number]),
+    group: groups[p],
+  }));
+}
