@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from convscope.errors import ConvscopeError
@@ -46,12 +46,32 @@ def looks_like_path(text: str) -> bool:
     )
 
 
-def check_model_name(spec: str, given: Iterable[str]) -> str:
-    """``spec`` if a request may name it; otherwise the one-line reason (400 or 404)."""
+def served_names(given: Iterable[str]) -> dict[str, str]:
+    """The name a request uses for each ``--model``, to what was given.
+
+    A name without a slash is used as given; a path by its file name (a request's path
+    may hold no encoded slash), numbered when two share one or it is a zoo name.
+    """
     from convscope.models.registry import zoo
 
-    given = tuple(given)
+    names: dict[str, str] = {}
+    for spec in given:
+        name = spec if not any(mark in spec for mark in "/\\") else PureWindowsPath(spec).name
+        base, number = name, 2
+        while name in names or (name in zoo() and name != spec):
+            name, number = f"{base} ({number})", number + 1
+        names[name] = spec
+    return names
+
+
+def check_model_name(spec: str, given: Mapping[str, str]) -> str:
+    """The MODEL to load for ``spec`` if a request may name it (``given``: the served
+    names of the ``--model`` models); otherwise the one-line reason (400 or 404)."""
+    from convscope.models.registry import zoo
+
     if spec in given:
+        return given[spec]
+    if spec in given.values():
         return spec
     if looks_like_path(spec):
         raise ConvscopeError(FILE_REFUSED)
@@ -84,7 +104,8 @@ class ModelPool:
         max_bytes: int = MAX_BYTES,
     ) -> None:
         self.store = Path(store)
-        self.given = tuple(given)
+        self.given = served_names(given)
+        """Served name -> the ``--model`` string it stands for."""
         self.max_models = max_models
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -109,8 +130,7 @@ class ModelPool:
 
     def get(self, spec: str) -> LoadedModel:
         """The model ``spec`` names, loaded once and kept (blocking: call it in a worker)."""
-        spec = check_model_name(spec, self.given)
-        key = self.key(spec)
+        key = self.key(self.resolve(spec))
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
@@ -128,9 +148,13 @@ class ModelPool:
                     self._loading.pop(key, None)
         return model
 
+    def resolve(self, spec: str) -> str:
+        """The MODEL string a request's ``spec`` stands for; refused ones raise."""
+        return check_model_name(spec, self.given)
+
     def key(self, spec: str) -> str:
-        """The pool key of an allowed ``spec``: ``run:`` refs become ``run:FULLID@EPOCH``."""
-        if not spec.startswith("run:") or spec in self.given:
+        """The pool key of a resolved ``spec``: ``run:`` refs become ``run:FULLID@EPOCH``."""
+        if not spec.startswith("run:") or spec in self.given.values():
             return spec
         from convscope.store import open_store
 
@@ -151,7 +175,8 @@ class ModelPool:
         """
         with self._catalog_lock:
             if self._catalog is None:
-                self._catalog = [*zoo_records(), *(self._given_record(n) for n in self.given)]
+                given = [self._given_record(name) for name in self.given]
+                self._catalog = [*zoo_records(), *given]
             return self._catalog
 
     def _given_record(self, name: str) -> dict[str, Any]:

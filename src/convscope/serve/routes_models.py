@@ -224,7 +224,7 @@ def parse_position(text: str) -> tuple[int, int]:
     except ValueError:
         raise ConvscopeError(f"at takes ROW,COL such as 3,7 (0-based), got {text!r}") from None
     if row < 0 or col < 0:
-        raise ConvscopeError(f"at: ROW and COL start at 0, got {text!r}")
+        raise ConvscopeError(f"at: ROW,COL count from 0, got {text!r}")
     return row, col
 
 
@@ -362,16 +362,29 @@ def maximize_options(body: Any) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
 
-def _check_maximize(state: ServeState, spec: str, options: dict[str, Any]) -> str:
-    """Load the model and check the targets (a bad class is a 400 now, not a failed job);
-    returns the job's key."""
-    from convscope.probe.maximize import maximize_targets
+def _maximize_key(state: ServeState, spec: str, options: dict[str, Any]) -> str:
+    """The job key of a maximisation: the model's pool key and the options."""
+    key = state.models.key(state.models.resolve(spec))
+    return f"maximize {key} {json.dumps(options, sort_keys=True)}"
+
+
+def _check_maximize(state: ServeState, spec: str, options: dict[str, Any]) -> None:
+    """Load the model and check the targets and settings, so a bad class is a 400 now,
+    not a failed job."""
+    from convscope.probe.maximize import default_settings, maximize_targets
 
     model = state.models.get(spec)
     with exclusive(model):
-        maximize_targets(model, options.get("class"), options.get("channel"))
-    key = state.models.key(spec)
-    return f"maximize {key} {json.dumps(options, sort_keys=True)}"
+        targets = maximize_targets(model, options.get("class"), options.get("channel"))
+    objective = options.get("objective") or ("logit" if targets[0].kind == "class" else "mean")
+    allowed = ("logit", "prob") if targets[0].kind == "class" else ("mean",)
+    if objective not in allowed:
+        raise ConvscopeError(
+            f"objective {objective!r} does not apply to a {targets[0].kind}; "
+            f"use {' or '.join(allowed)}"
+        )
+    settings = {name: options.get(name) for name in ("steps", "starts", "seed")}
+    default_settings(model.input_spec, objective, **settings)
 
 
 def _maximize(state: ServeState, spec: str, options: dict[str, Any], job: Job) -> dict[str, Any]:
@@ -401,7 +414,11 @@ async def model_maximize(request: Request, model: str) -> dict[str, str]:
     except ValueError:
         raise ConvscopeError('the body is not JSON; send e.g. {"class": 3}') from None
     options = maximize_options(body)
-    key = await state.run(_check_maximize, state, model, options)
+    key = await state.run(_maximize_key, state, model, options)
+    running = state.jobs.running(key)
+    if running is not None:  # the same work asked again: join it
+        return {"job": running.id}
+    await state.run(_check_maximize, state, model, options)
     job = state.jobs.submit(key, lambda job: _maximize(state, model, options, job))
     return {"job": job.id}
 
