@@ -14,16 +14,17 @@ STAMP := $(VENV)/.setup-$(SETUP_HASH)
 # pip on this machine warns about every local index entry it skips; keep the log readable.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
-.PHONY: help setup test test-fast demo lint data browser clean
+.PHONY: help setup frontend test test-fast demo lint data browser clean
 
 help:
 	@echo "make demo       set up, then run the main job: the architecture study into demo-out/"
 	@echo "make test       set up, then run the whole test suite"
 	@echo "make test-fast  the suite without the slow end-to-end tests"
 	@echo "make lint       ruff check + format check"
-	@echo "make setup      build .venv (pinned torch/torchvision, then convscope[dev])"
+	@echo "make setup      build .venv (pinned torch/torchvision, then convscope[dev]) and the dashboard"
+	@echo "make frontend   build the dashboard's front end (frontend/ -> src/convscope/serve/static/)"
 
-setup: $(STAMP)
+setup: $(STAMP) frontend
 
 $(STAMP): pyproject.toml requirements-torch.txt
 	@echo "==> building $(VENV)"
@@ -35,6 +36,25 @@ $(STAMP): pyproject.toml requirements-torch.txt
 	rm -f $(VENV)/.setup-*
 	touch $@
 	@echo "==> $(VENV) ready"
+
+# The dashboard's front end (TypeScript, built by Vite) lands inside the package, which
+# serves it and ships it in the wheel; the build is not committed, so a fresh clone makes
+# it here. File rules keep a second `make setup` from rebuilding or reinstalling anything.
+FRONTEND_INDEX := src/convscope/serve/static/index.html
+FRONTEND_DEPS := frontend/node_modules/.ci-stamp
+frontend: $(FRONTEND_INDEX)
+
+# npm ci installs exactly the committed lock file; it runs again only when the lock changes.
+$(FRONTEND_DEPS): frontend/package-lock.json
+	@command -v npm >/dev/null || { echo "the dashboard's front end needs Node >= 20.19 and npm" >&2; exit 1; }
+	@echo "==> npm ci in frontend/"
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+$(FRONTEND_INDEX): $(FRONTEND_DEPS) frontend/package.json frontend/package-lock.json frontend/index.html \
+		frontend/vite.config.ts frontend/tsconfig.json $(shell find frontend/src -type f)
+	@echo "==> building the dashboard into src/convscope/serve/static/"
+	cd frontend && npm run build --silent
 
 # Debian packages Fashion-MNIST; install it when missing and apt can be used.
 data:
@@ -63,12 +83,15 @@ browser:
 		echo "Chromium or ffmpeg missing and apt unusable: the browser and MP4 tests need them"; \
 	fi
 
+# The front end's unit tests (Vitest, a few seconds) run first: they fail fast.
 test: setup
+	cd frontend && npm test --silent
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$status
 
 test-fast: setup
+	cd frontend && npm test --silent
 	$(BIN)/python -m pytest -m "not slow"
 
 # The study of the architectures reference, sized for about 6 minutes on 2 cores:
@@ -87,4 +110,4 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache demo-out
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo-out frontend/node_modules src/convscope/serve/static
