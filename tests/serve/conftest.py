@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -38,8 +39,8 @@ def _small_test_split(prepare_data):
 def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run store with study ``tiny``: one 2-epoch run of each of :data:`TINY_MODELS`."""
     from convscope.store import open_store
-    from convscope.train.loop import TrainConfig
     from convscope.train import run as run_module
+    from convscope.train.loop import TrainConfig
     from convscope.train.run import RunSettings, train_run
 
     root = tmp_path_factory.mktemp("tiny-store") / "runs"
@@ -69,8 +70,9 @@ def tiny_ids(tiny_store: Path) -> dict[str, str]:
         return {run.model: run.id for run in store.runs()}
 
 
-def make_client(config: ServeConfig, **kwargs) -> TestClient:
+def make_client(config: ServeConfig, **kwargs: Any) -> TestClient:
     """A test client of the app for ``config`` (enter it so the lifespan runs)."""
+    kwargs.setdefault("base_url", "http://127.0.0.1")
     return TestClient(create_app(config), **kwargs)
 
 

@@ -86,6 +86,7 @@ def build_parser() -> ArgumentParser:
         kernel_cmds,
         maximize_cmds,
         report_cmds,
+        serve_cmds,
         study_cmds,
     )
 
@@ -97,6 +98,7 @@ def build_parser() -> ArgumentParser:
     embed_cmds.register(commands)
     report_cmds.register(commands)
     export_cmds.register(commands)
+    serve_cmds.register(commands)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The dashboard's ASGI app: routes, the error contract and the guards around them.
+"""The dashboard's ASGI app (routes, the error contract, the guards) and its server.
 
 :func:`create_app` builds one app per :class:`~convscope.serve.state.ServeConfig`;
 its :class:`~convscope.serve.state.ServeState` lives on ``app.state.convscope`` and the
@@ -8,9 +8,13 @@ lifespan starts the watcher and closes both (no process-wide state).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import signal
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
+import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -82,3 +86,42 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.add_middleware(BaseUrlMiddleware, base_url=config.base_url)
     app.add_middleware(SecurityMiddleware, config=config)  # the outermost: runs first
     return app
+
+
+class DashboardServer(uvicorn.Server):
+    """uvicorn's server for one app; Ctrl-C and SIGTERM stop it cleanly.
+
+    uvicorn raises a captured signal again once it has shut down, which would turn the
+    expected way out into ``KeyboardInterrupt``; this server does not. Open event
+    streams are ended first, so shutting down does not wait for them.
+    """
+
+    def __init__(self, app: FastAPI, config: ServeConfig) -> None:
+        super().__init__(
+            uvicorn.Config(
+                app,
+                host=config.host,
+                port=config.port,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=5,
+            )
+        )
+        self.dashboard = app
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.dashboard.state.events.end_streams()
+        await super().shutdown(sockets)

@@ -122,9 +122,13 @@ class EventWatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self.end_streams()
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+    def end_streams(self) -> None:
+        """Tell every subscriber's stream to end (the server is stopping)."""
         for queue in list(self.subscribers):
             _offer(queue, None)
-        self._thread.shutdown(wait=False, cancel_futures=True)
 
     def subscribe(self) -> asyncio.Queue[Event | None]:
         queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
