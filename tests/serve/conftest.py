@@ -81,3 +81,58 @@ def client(tiny_store: Path) -> Iterator[TestClient]:
     """A client of the dashboard serving :func:`tiny_store`."""
     with make_client(ServeConfig(store=tiny_store)) as test_client:
         yield test_client
+
+
+def raw_request(
+    port: int, path: str, host: str = "127.0.0.1", headers: str = ""
+) -> tuple[int, str]:
+    """Send ``GET path`` byte for byte (no client normalises it); ``(status, body)``."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
+        sock.sendall(head.encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status_line, _, rest = data.decode("latin-1").partition("\r\n")
+    return int(status_line.split()[1]), rest.partition("\r\n\r\n")[2]
+
+
+class ThreadedServer:
+    """A real uvicorn serving an app on a free port, in a thread of this process."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        import socket
+        import threading
+
+        from convscope.serve.app import DashboardServer
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.app = create_app(config)
+        self.server = DashboardServer(self.app, config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def __enter__(self) -> ThreadedServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+        self.sock.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
