@@ -1,0 +1,334 @@
+"""The runs and studies routes answer what the library (and the CLI) say for the same store."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from convscope.embed.projection import ProjectionParams
+from convscope.serve.routes_runs import json_ready
+from convscope.serve.state import ServeConfig
+from convscope.store import open_store
+from tests.serve.conftest import make_client
+
+
+def wait_for_job(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll ``/api/jobs/ID`` until the job ends; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = client.get(f"/api/jobs/{job_id}").json()
+        if answer["status"] not in ("queued", "running"):
+            return answer
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not end in {timeout} s")
+
+
+@pytest.fixture
+def fresh_store(tiny_store: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny store with no maps cached yet (tests that cache maps use it)."""
+    copy = tmp_path / "runs"
+    shutil.copytree(tiny_store, copy)
+    return copy
+
+
+@pytest.fixture
+def fresh_client(fresh_store: Path) -> Iterator[TestClient]:
+    with make_client(ServeConfig(store=fresh_store)) as client:
+        yield client
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def test_runs_list(client: TestClient, tiny_store: Path) -> None:
+    answer = client.get("/api/runs")
+    assert answer.status_code == 200
+    items = answer.json()
+    with open_store(tiny_store, create=False) as store:
+        records = store.runs()
+        expected_acc = [float(store.metrics(r.id)["test_acc"][-1]) for r in records]
+    assert [item["id"] for item in items] == [r.id for r in records]
+    for item, record, test_acc in zip(items, records, expected_acc, strict=True):
+        assert set(item) == {
+            "id", "name", "study", "model", "dataset", "status", "epochs_completed",
+            "test_acc", "epochs", "created",
+        }  # fmt: skip
+        assert item["name"] == record.name and item["study"] == "tiny"
+        assert item["status"] == "finished" and item["epochs_completed"] == 2
+        assert item["epochs"] == 2 and item["created"] == record.created
+        assert item["test_acc"] == pytest.approx(test_acc)
+
+
+def test_runs_list_without_a_store_is_empty(tmp_path: Path) -> None:
+    with make_client(ServeConfig(store=tmp_path / "none")) as client:
+        assert client.get("/api/runs").json() == []
+        assert client.get("/api/studies").json() == []
+
+
+def test_store_that_is_a_file_is_400(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("not a store")
+    with make_client(ServeConfig(store=path)) as client:
+        answer = client.get("/api/runs")
+    assert answer.status_code == 400
+    assert "is a file, not a run store directory" in answer.json()["error"]
+
+
+def test_run_show_is_the_cli_json(
+    client: TestClient, tiny_store: Path, tiny_ids: dict[str, str], capsys
+) -> None:
+    from convscope.cli.app import main
+
+    run_id = tiny_ids["residual"]
+    assert main(["runs", "show", run_id, "--json", "--store", str(tiny_store)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    answer = client.get(f"/api/runs/{run_id}")
+    assert answer.status_code == 200
+    assert answer.json() == printed
+    assert client.get(f"/api/runs/{run_id[:5]}").json()["id"] == run_id  # an id prefix
+
+
+def test_unknown_run_is_404_with_the_cli_line(
+    client: TestClient, tiny_store: Path, tiny_ids: dict[str, str], capsys
+) -> None:
+    from convscope.cli.app import main
+
+    wrong = tiny_ids["sequential"][:-1] + "x"
+    assert main(["runs", "show", wrong, "--store", str(tiny_store)]) == 2
+    line = capsys.readouterr().err.strip().removeprefix("convscope: error: ")
+    for route in ("", "/metrics", "/embedding", "/probe", "/probe/sprite.png"):
+        answer = client.get(f"/api/runs/{wrong}{route}")
+        assert answer.status_code == 404, route
+        assert answer.json() == {"error": line}
+
+
+def test_metrics_are_the_store_metrics(
+    client: TestClient, tiny_store: Path, tiny_ids: dict[str, str]
+) -> None:
+    run_id = tiny_ids["sequential"]
+    answer = client.get(f"/api/runs/{run_id}/metrics").json()
+    with open_store(tiny_store, create=False) as store:
+        expected = store.metrics(run_id)
+    assert list(answer) == list(expected)
+    assert answer["epoch"] == [0, 1, 2]
+    assert answer["train_loss"][0] is None  # NaN: no training before epoch 1
+    for name, values in expected.items():
+        assert answer[name] == json_ready(values.tolist()), name
+
+
+# --- studies ---------------------------------------------------------------------------------
+
+
+def test_studies(client: TestClient, tiny_ids: dict[str, str]) -> None:
+    assert client.get("/api/studies").json() == [
+        {
+            "name": "tiny",
+            "runs": [tiny_ids["sequential"], tiny_ids["residual"]],
+            "models": ["sequential", "residual"],
+        }
+    ]
+
+
+def test_study_ranking_is_report_json(fresh_client: TestClient, fresh_store: Path) -> None:
+    from convscope.report.collect import collect_ranking
+
+    first = fresh_client.get("/api/studies/tiny", params={"method": "pca"})
+    assert first.status_code == 202
+    job = wait_for_job(fresh_client, first.json()["job"])
+    assert job["status"] == "done", job
+    with open_store(fresh_store, create=False) as store:
+        expected = collect_ranking(store, ["tiny"], params=ProjectionParams("pca")).to_dict()
+    assert job["result"] == json_ready(expected)
+    assert set(job["result"]) == {"verdict", "ranking"}
+    again = fresh_client.get("/api/studies/tiny", params={"method": "pca"})
+    assert again.status_code == 200 and again.json() == job["result"]
+
+
+def test_unknown_study_and_method(client: TestClient) -> None:
+    answer = client.get("/api/studies/tinny")
+    assert answer.status_code == 404 and "tiny" in answer.json()["error"]
+    answer = client.get("/api/studies/tiny", params={"method": "mds"})
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "unknown embedding method 'mds'; use umap, pca, tsne"}
+
+
+# --- embeddings ------------------------------------------------------------------------------
+
+
+def test_embedding_job_then_cache(
+    fresh_client: TestClient, fresh_store: Path, tiny_ids: dict[str, str]
+) -> None:
+    from convscope.embed.runs import embed_run
+
+    run_id = tiny_ids["sequential"]
+    url = f"/api/runs/{run_id}/embedding"
+    first = fresh_client.get(url, params={"method": "pca"})
+    assert first.status_code == 202
+    job = wait_for_job(fresh_client, first.json()["job"])
+    assert job["status"] == "done", job
+    with open_store(fresh_store, create=False) as store:
+        expected = embed_run(store, run_id, "hidden", ProjectionParams("pca"))
+    body = job["result"]
+    assert body["run"] == run_id and body["layer"] == "hidden" and body["method"] == "pca"
+    assert body["epoch"] is None and body["epochs"] == [0, 1, 2]
+    assert body["labels"] == expected.labels.tolist()
+    assert len(body["classes"]) == 10 and body["classes"][0] == "T-shirt/top"
+    for epoch in expected.epochs:
+        np.testing.assert_allclose(body["points"][str(epoch)], expected.layouts[epoch], atol=1e-4)
+        assert body["scores"][str(epoch)] == expected.scores[epoch].to_dict()
+    started = time.monotonic()
+    cached = fresh_client.get(url, params={"method": "pca", "layer": "hidden", "epoch": 1})
+    assert cached.status_code == 200 and time.monotonic() - started < 2
+    one = cached.json()
+    assert one["epoch"] == 1 and one["epochs"] == [0, 1, 2]
+    np.testing.assert_allclose(one["points"], expected.layouts[1], atol=1e-4)
+    assert one["scores"] == expected.scores[1].to_dict()
+    assert set(one) == {"run", "layer", "method", "epoch", "epochs", "points", "labels"} | {
+        "classes",
+        "scores",
+    }
+    everything = fresh_client.get(url, params={"method": "pca"})
+    assert everything.status_code == 200 and everything.json() == body
+
+
+def test_many_requests_share_one_job(fresh_client: TestClient, tiny_ids: dict[str, str]) -> None:
+    url = f"/api/runs/{tiny_ids['residual']}/embedding"
+    answers = [fresh_client.get(url, params={"method": "pca"}) for _ in range(3)]
+    jobs = {a.json().get("job") for a in answers if a.status_code == 202}
+    assert len(jobs) <= 1
+    for job_id in jobs:
+        assert wait_for_job(fresh_client, job_id)["status"] == "done"
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"method": "mds"}, "unknown embedding method 'mds'"),
+        ({"method": "pca", "layer": "hiden"}, "did you mean hidden?"),
+        ({"method": "pca", "epoch": 7}, "no recorded epoch 7"),
+        ({"method": "pca", "epoch": "last"}, "epoch"),
+    ],
+)
+def test_embedding_mistakes_are_400(
+    client: TestClient, tiny_ids: dict[str, str], params: dict[str, Any], words: str
+) -> None:
+    answer = client.get(f"/api/runs/{tiny_ids['sequential']}/embedding", params=params)
+    assert answer.status_code == 400
+    assert words in answer.json()["error"]
+
+
+def test_server_answers_while_a_map_is_computed(
+    fresh_client: TestClient, tiny_ids: dict[str, str], monkeypatch
+) -> None:
+    from convscope.embed import runs as embed_runs
+
+    release = threading.Event()
+    real_fit = embed_runs.fit_layout
+
+    def slow_fit(*args: Any, **kwargs: Any) -> Any:
+        release.wait(10)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(embed_runs, "fit_layout", slow_fit)
+    url = f"/api/runs/{tiny_ids['sequential']}/embedding"
+    job_id = fresh_client.get(url, params={"method": "pca"}).json()["job"]
+    try:
+        time.sleep(0.1)
+        assert fresh_client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
+        started = time.monotonic()
+        assert fresh_client.get("/api/health").status_code == 200
+        assert len(fresh_client.get("/api/runs").json()) == 2
+        assert time.monotonic() - started < 1.5
+    finally:
+        release.set()
+    assert wait_for_job(fresh_client, job_id)["status"] == "done"
+
+
+def test_health_answers_at_once_while_every_worker_is_busy(client: TestClient) -> None:
+    state = client.app.state.convscope
+    release = threading.Event()
+    busy = [state.executor.submit(release.wait, 10) for _ in range(state.config.workers)]
+    try:
+        client.get("/api/health")  # warm
+        started = time.perf_counter()
+        answer = client.get("/api/health")
+        took = time.perf_counter() - started
+        assert answer.status_code == 200 and took < 0.05, took
+        assert all(not future.done() for future in busy)
+    finally:
+        release.set()
+
+
+# --- probe ----------------------------------------------------------------------------------------
+
+
+def test_probe_predictions(client: TestClient, tiny_store: Path, tiny_ids: dict[str, str]) -> None:
+    run_id = tiny_ids["sequential"]
+    body = client.get(f"/api/runs/{run_id}/probe").json()
+    with open_store(tiny_store, create=False) as store:
+        labels = store.run_array(run_id, "probe", "labels")
+        indices = store.run_array(run_id, "probe", "indices")
+        found = store.artifacts(run_id, kind="predictions", name="probe")
+        probabilities = {a.epoch: store.load_array(a) for a in found}
+    assert body["run"] == run_id and body["epochs"] == [0, 1, 2]
+    assert body["labels"] == labels.tolist() and body["indices"] == indices.tolist()
+    assert body["classes"][9] == "Ankle boot"
+    for epoch, values in probabilities.items():
+        assert body["predictions"][str(epoch)] == values.argmax(axis=1).tolist()
+        np.testing.assert_allclose(body["confidence"][str(epoch)], values.max(axis=1), atol=1e-4)
+    assert body["sprite"] == {
+        "url": f"api/runs/{run_id}/probe/sprite.png",
+        "size": 28,
+        "columns": 40,
+    }
+
+
+def test_probe_without_recorded_predictions(fresh_store: Path, tiny_ids: dict[str, str]) -> None:
+    run_id = tiny_ids["residual"]
+    with open_store(fresh_store, create=False) as store:  # as an older run: no predictions
+        for artifact in store.artifacts(run_id, kind="predictions"):
+            store._conn.execute("DELETE FROM artifacts WHERE id = ?", (artifact.id,))
+        store._conn.commit()
+    with make_client(ServeConfig(store=fresh_store)) as client:
+        body = client.get(f"/api/runs/{run_id}/probe").json()
+    assert body["predictions"] == {} and body["confidence"] == {}
+    assert body["epochs"] == [0, 1, 2] and len(body["labels"]) == 50
+
+
+def test_probe_sprite(client: TestClient, tiny_store: Path, tiny_ids: dict[str, str]) -> None:
+    from convscope.train.run import probe_images
+
+    run_id = tiny_ids["sequential"]
+    answer = client.get(f"/api/runs/{run_id}/probe/sprite.png")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+    grid = np.asarray(Image.open(io.BytesIO(answer.content)))
+    with open_store(tiny_store, create=False) as store:
+        images = probe_images(store, store.run(run_id))
+    assert images is not None and grid.shape == (2 * 28, 40 * 28)
+    for i in (0, 39, 40, 49):
+        row, column = divmod(i, 40)
+        tile = grid[row * 28 : (row + 1) * 28, column * 28 : (column + 1) * 28]
+        np.testing.assert_array_equal(tile, images[i])
+    assert not grid[28:, 10 * 28 :].any()  # the unused tiles of the last row stay black
+
+
+def test_probe_sprite_that_cannot_be_rebuilt_is_404(
+    client: TestClient, tiny_ids: dict[str, str], monkeypatch
+) -> None:
+    from convscope.train import run as train_run
+
+    monkeypatch.setattr(train_run, "probe_images", lambda store, record: None)
+    answer = client.get(f"/api/runs/{tiny_ids['sequential']}/probe/sprite.png")
+    assert answer.status_code == 404
+    assert "cannot be rebuilt" in answer.json()["error"]
