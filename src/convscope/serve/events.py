@@ -142,7 +142,8 @@ class EventWatcher:
         """Read the store once (in the watcher's thread) and return what changed."""
         loop = asyncio.get_running_loop()
         now = await loop.run_in_executor(self._thread, read_runs, self.store_path)
-        if now is None:
+        if now is None:  # no store yet: every run it will hold is new
+            self._known = {}
             return []
         known, self._known = self._known, {run_id: state for run_id, (state, _) in now.items()}
         return [] if known is None else changes(known, now)
