@@ -30,11 +30,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "model trains (`convscope train` or `study` writing the same --store beside it).\n\n"
         "Security: it listens on 127.0.0.1 only and refuses requests sent under another\n"
         "host name; another --host needs a token (one is made and printed if not given).",
-        "  convscope serve                                  open the printed URL\n"
-        "  convscope serve --store demo-out/runs --open     and open the browser\n"
-        "  convscope serve --model lenet.ckpt --port 0      also a checkpoint; any free port\n"
-        "  convscope serve --host 0.0.0.0 --token s3cret    reachable from other machines\n"
-        "  convscope serve --base-url /proxy/8765/          behind JupyterHub's proxy",
+        "  convscope serve                                  # then open the URL it prints\n"
+        "  convscope serve --store demo-out/runs --open     # and open the browser\n"
+        "  convscope serve --model lenet.ckpt --port 0      # a checkpoint too; any free port\n"
+        "  convscope serve --host 0.0.0.0 --token s3cret    # reachable from other machines\n"
+        "  convscope serve --base-url /proxy/8765/          # behind the JupyterHub proxy",
     )
     add_store_argument(serve)
     serve.add_argument(
