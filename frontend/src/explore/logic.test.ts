@@ -201,5 +201,6 @@ describe('map frames', () => {
       [2, [[2, 0], [5, 7]]],
     ]);
     expect(trailsOf([0, 1], byEpoch, [0, 1], [3, 4], 1)).toEqual([{ coords: [[0, 0], [1, 0]], group: 3 }]);
+    expect(trailsOf([0, 1], byEpoch, [0], [3, 4], 5)).toEqual([]); // epoch 0 alone: no trail yet
   });
 });

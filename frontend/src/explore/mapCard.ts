@@ -52,7 +52,7 @@ export class MapCard {
     this.el = h(
       'article',
       { class: 'panel map-card', 'aria-label': `map of ${run.name}` },
-      h('div', { class: 'panel-head' }, h('h3', {}, run.name), h('span', { class: 'muted' }, `${run.model} · ${run.dataset} · ${run.status}`), this.quiet),
+      h('div', { class: 'panel-head' }, h('h3', {}, run.name), h('span', { class: 'muted' }, [run.model, run.dataset, run.status].filter(Boolean).join(' · ')), this.quiet),
       h('div', { class: 'map-row' }, this.body, this.side),
       this.note,
     );
@@ -93,6 +93,8 @@ export class MapCard {
   setData(embedding: Embedding, probe: Probe | null): void {
     this.embedding = embedding;
     this.probe = probe;
+    // Fetch the sprite now, so the first hover already has its thumbnail.
+    if (probe?.sprite) new Image().src = probe.sprite.url;
     this.quiet.textContent = '';
     if (!this.chart) {
       this.chartEl = h('div', { class: 'map-chart', role: 'img', 'aria-label': `2-D map of the probe set for ${this.run.name}` });
@@ -171,6 +173,7 @@ export class MapCard {
       tooltip: {
         trigger: 'item',
         confine: true,
+        textStyle: { color: '#1f2733' },
         formatter: (p: { data?: unknown }) => (Array.isArray(p.data) ? this.tooltip(Number(p.data[2])) : ''),
       },
       toolbox: {

@@ -72,7 +72,7 @@ export function axesOption(limits: Limits | null) {
     max,
     scale: true,
     splitLine: { lineStyle: { color: '#eef0f3' } },
-    axisLabel: { fontSize: 10, color: '#6b7380', hideOverlap: true },
+    axisLabel: { fontSize: 10, color: '#6b7380', hideOverlap: true, showMinLabel: false, showMaxLabel: false },
     axisLine: { lineStyle: { color: '#c7ccd4' } },
   });
   return {
@@ -89,11 +89,14 @@ export function trailsOf(
   groups: readonly Group[],
   cap: number,
 ): { coords: [number, number][]; group: Group }[] {
-  return selected.slice(0, cap).map((p) => ({
-    coords: epochs
-      .map((e) => pointsByEpoch.get(e)?.[p])
-      .filter((xy): xy is readonly [number, number] => !!xy && Number.isFinite(xy[0]) && Number.isFinite(xy[1]))
-      .map(([x, y]) => [x, y] as [number, number]),
-    group: groups[p],
-  }));
+  return selected
+    .slice(0, cap)
+    .map((p) => ({
+      coords: epochs
+        .map((e) => pointsByEpoch.get(e)?.[p])
+        .filter((xy): xy is readonly [number, number] => !!xy && Number.isFinite(xy[0]) && Number.isFinite(xy[1]))
+        .map(([x, y]) => [x, y] as [number, number]),
+      group: groups[p],
+    }))
+    .filter((t) => t.coords.length >= 2); // one point is no trail (and ECharts cannot draw it)
 }

@@ -11,7 +11,7 @@ export function rankingTable(report: StudyReport): HTMLElement {
     h('th', { scope: 'col' }, 'Learned'),
     h('th', { scope: 'col', class: 'num' }, 'Test acc.'),
     h('th', { scope: 'col', class: 'num' }, 'Epoch'),
-    ...keys.map((k) => h('th', { scope: 'col', class: 'num' }, SCORE_NAMES[k] ?? k, h('div', { class: 'muted small' }, 'score (gain over epoch 0)'))),
+    ...keys.map((k) => h('th', { scope: 'col', class: 'num' }, SCORE_NAMES[k] ?? k)),
     h('th', { scope: 'col', class: 'num' }, 'Mean rank'),
   );
   const rows = report.ranking.map((r) =>
@@ -29,7 +29,13 @@ export function rankingTable(report: StudyReport): HTMLElement {
       h('td', { class: 'num' }, fmt(r.mean_rank, 2)),
     ),
   );
-  return h('table', { class: 'data ranking' }, h('thead', {}, head), h('tbody', {}, ...rows));
+  return h(
+    'table',
+    { class: 'data ranking' },
+    h('caption', {}, 'The ranking the verdict rests on: each score at the epoch shown, its gain over the model’s own epoch 0 in brackets; mean rank 1 = the largest gains.'),
+    h('thead', {}, head),
+    h('tbody', {}, ...rows),
+  );
 }
 
 export function verdictBlock(report: StudyReport): HTMLElement {

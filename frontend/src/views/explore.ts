@@ -80,7 +80,7 @@ export function exploreView(root: HTMLElement, ctx: ViewContext): Cleanup {
       runsBox,
       h(
         'div',
-        { class: 'control-row' },
+        { class: 'control-row', 'data-needs-runs': '' },
         h('span', { class: 'control' }, h('label', { for: layerId }, 'Layer'), layerSelect),
         methodBox,
         h('span', { class: 'control' }, h('label', { for: colourId }, 'Colour by'), colourSelect),
@@ -88,7 +88,7 @@ export function exploreView(root: HTMLElement, ctx: ViewContext): Cleanup {
         clearButton,
         selectionText,
       ),
-      h('div', { class: 'control-row epoch-row' }, playButton, h('label', { for: 'epoch', class: 'sr-only' }, 'Epoch'), slider, epochText),
+      h('div', { class: 'control-row epoch-row', 'data-needs-runs': '' }, playButton, h('label', { for: 'epoch', class: 'sr-only' }, 'Epoch'), slider, epochText),
       legend,
     ),
     grid,
@@ -140,6 +140,7 @@ export function exploreView(root: HTMLElement, ctx: ViewContext): Cleanup {
 
   // --- runs and layers ----------------------------------------------------------------
   function drawRunPicker() {
+    for (const row of root.querySelectorAll<HTMLElement>('[data-needs-runs]')) row.hidden = runs.length === 0;
     if (!runs.length) {
       replace(runsBox, h('legend', {}, 'Runs'), emptyBox('No runs yet', NO_RUNS_HINT[0], code(NO_RUNS_HINT[1]), NO_RUNS_HINT[2], code(NO_RUNS_HINT[3]), NO_RUNS_HINT[4]));
       return;
@@ -163,6 +164,11 @@ export function exploreView(root: HTMLElement, ctx: ViewContext): Cleanup {
 
   async function loadDetail(id: string): Promise<RunDetail | null> {
     if (details.has(id)) return details.get(id)!;
+    if (!runs.some((r) => r.id === id)) {
+      // not asked for: the store lists its runs, and a 404 would only fill the console
+      cards.get(id)?.failed(`no run ${id} in this store: tick one of its runs above`, 'Unknown run');
+      return null;
+    }
     try {
       const detail = parseRunDetail(await getJson(`api/runs/${encodeURIComponent(id)}`));
       details.set(id, detail);
@@ -196,7 +202,7 @@ export function exploreView(root: HTMLElement, ctx: ViewContext): Cleanup {
     }
     grid.querySelector('.state')?.remove();
     for (const id of chosen) {
-      const run = runs.find((r) => r.id === id) ?? { id, name: id, study: null, model: '?', dataset: '?', status: 'unknown', epochsCompleted: 0, epochs: null, testAcc: null, created: '' };
+      const run = runs.find((r) => r.id === id) ?? { id, name: id, study: null, model: '', dataset: '', status: '', epochsCompleted: 0, epochs: null, testAcc: null, created: '' };
       if (!cards.has(id)) {
         const card = new MapCard(run, { onPick: (positions, add) => pick(card, positions, add) });
         cards.set(id, card);
@@ -247,7 +253,7 @@ export function exploreView(root: HTMLElement, ctx: ViewContext): Cleanup {
           signal: ctx.signal,
           onProgress: (job) => {
             if (!current()) return;
-            const text = job.message || `Computing the ${methodName()} map (the first UMAP takes about a minute)`;
+            const text = job.message || `Computing the ${methodName()} maps of every epoch${method === 'umap' ? ' (the server’s first UMAP takes about a minute)' : ''}`;
             if (quiet) card.quietly(`updating: ${Math.round(job.progress * 100)}%`);
             else {
               update ??= card.computing(text);

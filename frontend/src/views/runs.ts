@@ -31,6 +31,7 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
   const accEl = h('div', { class: 'chart', role: 'img', 'aria-label': 'accuracy per epoch' });
   const curvesNote = h('div', { class: 'curves-note' });
   const studiesBox = h('div', {});
+  const chartPair = h('div', { class: 'chart-pair', hidden: true }, h('figure', {}, h('figcaption', {}, 'Loss'), lossEl), h('figure', {}, h('figcaption', {}, 'Accuracy'), accEl));
   replace(
     root,
     h('h1', {}, 'Runs'),
@@ -40,7 +41,7 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
       { class: 'panel', 'aria-labelledby': 'curves-h' },
       h('div', { class: 'panel-head' }, h('h2', { id: 'curves-h' }, 'Training curves'), legendBox),
       curvesNote,
-      h('div', { class: 'chart-pair' }, h('figure', {}, h('figcaption', {}, 'Loss'), lossEl), h('figure', {}, h('figcaption', {}, 'Accuracy'), accEl)),
+      chartPair,
     ),
     h('section', { 'aria-labelledby': 'studies-h' }, h('h2', { id: 'studies-h' }, 'Studies'), studiesBox),
   );
@@ -83,6 +84,7 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
   }
 
   function updateExploreLink() {
+    exploreLink.hidden = runs.length === 0;
     const ids = selectedRuns().map((r) => r.id);
     exploreLink.setAttribute('href', formatRoute('explore', { runs: ids.join(',') || null }));
   }
@@ -101,11 +103,13 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
     if (!chosen.length) {
       replace(curvesNote, emptyBox(runs.length ? 'Tick runs in the table to compare their training curves.' : 'No runs to draw.'));
       replace(legendBox);
+      chartPair.hidden = true;
       loss?.chart.clear();
       acc?.chart.clear();
       return;
     }
     replace(curvesNote);
+    chartPair.hidden = false;
     await Promise.all(chosen.filter((r) => !metrics.has(r.id)).map((r) => loadMetrics(r.id)));
     if (!alive) return;
     const curveRuns: CurveRun[] = chosen
