@@ -184,14 +184,19 @@ describe('sprite thumbnails', () => {
 describe('map frames', () => {
   const points = [[0, 0], [1, 1], [2, 2]] as const;
 
-  it('fades the others and draws the selection on top while one exists', () => {
-    const series = frameSeries({ points, groups: [0, 1, 2], selected: [1], trails: [], animate: false });
-    const [all, , selected] = series;
-    const colour = (all.itemStyle as { color: (p: { dataIndex: number }) => string }).color;
-    expect(colour({ dataIndex: 0 })).toBe(withAlpha(CLASS_PALETTE[0], FADED_ALPHA));
-    expect(selected.data).toEqual([[1, 1, 1]]);
-    const none = frameSeries({ points, groups: [0, 1, 2], selected: [], trails: [], animate: false });
-    expect((none[0].itemStyle as { color: (p: { dataIndex: number }) => string }).color({ dataIndex: 0 })).toBe(CLASS_PALETTE[0]);
+  it('one large-mode series per colour group, faded while a selection exists, the selection on top', () => {
+    type S = { id: string; large?: boolean; data: unknown; itemStyle: { color?: unknown } };
+    const series = frameSeries({ points, groups: [0, 1, 0], selected: [1], trails: [], animate: false }) as unknown as S[];
+    const groups = series.filter((s) => s.id.startsWith('group-'));
+    expect(groups.map((s) => [s.id, s.data])).toEqual([
+      ['group-0', [[0, 0, 0], [2, 2, 2]]],
+      ['group-1', [[1, 1, 1]]],
+    ]);
+    expect(groups.every((s) => s.large === true)).toBe(true);
+    expect(groups[0].itemStyle.color).toBe(withAlpha(CLASS_PALETTE[0], FADED_ALPHA));
+    expect(series.find((s) => s.id === 'selected')!.data).toEqual([[1, 1, 1]]);
+    const none = frameSeries({ points, groups: [0, 1, 0], selected: [], trails: [], animate: false }) as unknown as S[];
+    expect(none[0].itemStyle.color).toBe(CLASS_PALETTE[0]);
   });
 
   it('trails follow a point through the epochs, up to a cap', () => {

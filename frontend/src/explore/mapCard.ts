@@ -255,34 +255,26 @@ export class MapCard {
     );
     if (!this.sparkEl!.isConnected) replace(this.side, table, this.sparkEl!);
     else this.side.replaceChild(table, this.side.firstChild!);
-    this.spark ??= makeChart(this.sparkEl!);
-    this.spark.chart.setOption(
-      {
-        textStyle: TEXT_STYLE,
-        animation: false,
-        grid: { left: 30, right: 8, top: 8, bottom: 20 },
-        tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? v.toFixed(3) : '–') },
-        xAxis: { type: 'value', min: e.epochs[0] ?? 0, max: Math.max(1, e.epochs[e.epochs.length - 1] ?? 1), minInterval: 1, axisLabel: { fontSize: 9 } },
-        yAxis: { type: 'value', scale: true, axisLabel: { fontSize: 9 }, splitNumber: 3 },
-        series: keys.map((k, i) => ({
-          name: SCORE_NAMES[k] ?? k,
-          type: 'line',
-          symbolSize: 3,
-          lineStyle: { width: 1.5, color: CLASS_PALETTE[i] },
-          itemStyle: { color: CLASS_PALETTE[i] },
-          data: e.epochs.map((ep) => [ep, e.scores.get(ep)?.[k] ?? null]),
-          markLine: i === 0 ? { silent: true, symbol: 'none', label: { show: false }, lineStyle: { color: '#2b3340', type: 'solid', width: 1 }, data: [{ xAxis: epoch }] } : undefined,
-        })),
-      },
-      { notMerge: true },
-    );
+    if (!this.spark) {
+      this.spark = makeChart(this.sparkEl!);
+      this.sparkOf = null;
+    }
+    // The curves change with the data only; moving the epoch moves the marker alone.
+    if (this.sparkOf !== e) {
+      this.sparkOf = e;
+      this.spark.chart.setOption(sparkOption(e, keys), { notMerge: true });
+    }
+    this.spark.chart.setOption({ series: [{ id: 'score-0', markLine: { data: [{ xAxis: epoch }] } }] });
   }
+
+  private sparkOf: Embedding | null = null;
 
   private drop(): void {
     this.chart?.dispose();
     this.spark?.dispose();
     this.chart = null;
     this.spark = null;
+    this.sparkOf = null;
     this.chartEl = null;
     this.sparkEl = null;
     this.lastShown = null;
@@ -297,4 +289,25 @@ export class MapCard {
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function sparkOption(e: Embedding, keys: string[]) {
+  return {
+    textStyle: TEXT_STYLE,
+    animation: false,
+    grid: { left: 30, right: 8, top: 8, bottom: 20 },
+    tooltip: { trigger: 'axis', valueFormatter: (v: unknown) => (typeof v === 'number' ? v.toFixed(3) : '–') },
+    xAxis: { type: 'value', min: e.epochs[0] ?? 0, max: Math.max(1, e.epochs[e.epochs.length - 1] ?? 1), minInterval: 1, axisLabel: { fontSize: 9 } },
+    yAxis: { type: 'value', scale: true, axisLabel: { fontSize: 9 }, splitNumber: 3 },
+    series: keys.map((k, i) => ({
+      id: `score-${i}`,
+      name: SCORE_NAMES[k] ?? k,
+      type: 'line',
+      symbolSize: 3,
+      lineStyle: { width: 1.5, color: CLASS_PALETTE[i] },
+      itemStyle: { color: CLASS_PALETTE[i] },
+      data: e.epochs.map((ep) => [ep, e.scores.get(ep)?.[k] ?? null]),
+      markLine: i === 0 ? { silent: true, symbol: 'none', label: { show: false }, animation: false, lineStyle: { color: '#2b3340', type: 'solid', width: 1 }, data: [] } : undefined,
+    })),
+  };
 }

@@ -23,21 +23,40 @@ export function pointColour(group: Group, faded: boolean): string {
   return faded ? withAlpha(groupColour(group), FADED_ALPHA) : groupColour(group);
 }
 
+/** Positions per group, in first-seen order (one scatter series each). */
+export function byGroup(groups: readonly Group[]): Map<Group, number[]> {
+  const out = new Map<Group, number[]>();
+  groups.forEach((g, p) => {
+    const list = out.get(g);
+    if (list) list.push(p);
+    else out.set(g, [p]);
+  });
+  return out;
+}
+
+/**
+ * The series of one frame. Points go in one series per colour group drawn in ECharts'
+ * large mode (one canvas path per series instead of one element per point), which keeps
+ * four maps of a thousand points smooth while the slider moves; the selection is drawn
+ * on top as ordinary points, so it animates between epochs.
+ */
 export function frameSeries(frame: Frame) {
   const faded = frame.selected.length > 0;
-  const colours = frame.groups.map((g) => pointColour(g, faded));
   const duration = frame.animate ? 450 : 0;
+  const groups = [...byGroup(frame.groups)].map(([group, positions]) => ({
+    id: `group-${group}`,
+    type: 'scatter',
+    large: true,
+    largeThreshold: 0,
+    data: positions.map((p) => [frame.points[p][0], frame.points[p][1], p]),
+    symbolSize: POINT_SIZE,
+    itemStyle: { color: pointColour(group, faded) },
+    emphasis: { itemStyle: { borderColor: '#111', borderWidth: 1 } },
+    animation: false,
+    z: 2,
+  }));
   return [
-    {
-      id: 'points',
-      type: 'scatter',
-      data: frame.points.map(([x, y], p) => [x, y, p]),
-      symbolSize: POINT_SIZE,
-      itemStyle: { color: (item: { dataIndex: number }) => colours[item.dataIndex] },
-      emphasis: { scale: 1.8, itemStyle: { borderColor: '#111', borderWidth: 1 } },
-      animationDurationUpdate: duration,
-      z: 2,
-    },
+    ...groups,
     {
       id: 'trails',
       type: 'lines',
