@@ -66,7 +66,10 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
       replace(tableBox, emptyBox('No runs yet', NO_RUNS_HINT[0], code(NO_RUNS_HINT[1]), NO_RUNS_HINT[2], code(NO_RUNS_HINT[3]), NO_RUNS_HINT[4]));
       return;
     }
+    // A live update redraws the table; keep the keyboard focus where it was.
+    const focused = tableBox.contains(document.activeElement) ? document.activeElement?.id : undefined;
     replace(tableBox, runsTable(runs, selected, colourOf, toggle));
+    if (focused) document.getElementById(focused)?.focus();
   }
 
   function toggle(id: string, on: boolean) {
@@ -75,12 +78,7 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
     else selected.delete(id);
     ctx.setParams({ sel: [...selected].join(',') || null });
     drawTable();
-    restoreFocus(id);
     void drawCurves();
-  }
-
-  function restoreFocus(id: string) {
-    document.getElementById(`pick-${id}`)?.focus();
   }
 
   function updateExploreLink() {
