@@ -188,8 +188,11 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
       });
     }
     refreshRuns();
+    // A study is ranked again when one of its runs changes status (finishes, fails) or a
+    // run appears, not at every epoch: each ranking maps every run's latest epoch.
+    if (event.kind === 'epoch') return;
     if (run?.study) dirtyStudies.add(run.study);
-    if (event.kind !== 'epoch' || run?.study) refreshStudies(dirtyStudies);
+    refreshStudies(dirtyStudies);
   });
 
   void loadRuns(true);
