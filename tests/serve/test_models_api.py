@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -230,3 +231,20 @@ def test_image_specs_that_are_or_look_like_files_are_refused(
 ) -> None:
     message = error_of(client, f"/api/models/{MODEL}/features?layer={LAYER}&image={image}", 400)
     assert "upload:ID" in message
+
+
+def test_runs_of_the_store_are_served_at_each_epoch(tiny_store: Path, tiny_ids) -> None:
+    run = tiny_ids["sequential"]
+    config = ServeConfig(store=tiny_store)
+    with TestClient(create_app(config), base_url="http://127.0.0.1") as client:
+        for ref in (f"run:{run}@0", f"run:{run[:6]}@0", f"run:{run}"):
+            data = get_json(client, f"/api/models/{quote(ref)}/kernels?layer=conv2D_1")
+            epoch = ref.rpartition("@")[2] if "@" in ref else None
+            model = convscope.load_model(f"run:{run}@{epoch or 2}", store=tiny_store)
+            assert data["health"] == convscope.kernels(model, "conv2D_1").health().to_dict()
+            assert data["weights"] == model.weights
+        pool = client.app.state.convscope.models
+        assert pool.key(f"run:{run}") == f"run:{run}@2" and len(pool) == 2
+        message = error_of(client, f"/api/models/run:{run}@99/layers", 400)
+        assert "no checkpoint of epoch 99" in message
+        assert "no run" in error_of(client, "/api/models/run:nosuchrun/layers", 404)
