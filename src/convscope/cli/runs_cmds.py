@@ -152,14 +152,12 @@ def _epochs_text(value: int) -> str:
 
 def run_show(args: argparse.Namespace) -> int:
     with _open(args) as store:
+        if args.json:
+            print_json(store.run_document(args.run))
+            return 0
         record = store.run(args.run)
         metrics = store.metric_rows(record.id)
         artifacts = store.artifacts(record.id)
-    if args.json:
-        print_json(
-            record.to_dict() | {"metrics": metrics, "artifacts": [a.to_dict() for a in artifacts]}
-        )
-        return 0
     _show_people(record, metrics, artifacts)
     return 0
 

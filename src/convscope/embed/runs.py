@@ -99,7 +99,7 @@ def embed_run(
             return embed_run(opened, ref, layer, params, with_scores=with_scores, progress=progress)
     params = params or ProjectionParams()
     run = store.run(ref)
-    snapshots = _snapshot_records(store, run.id, layer)
+    snapshots = snapshot_records(store, run.id, layer)
     labels = store.run_array(run.id, "probe", "labels")
     name = f"{layer}.{params.key()}"
     cached = {a.epoch: a for a in store.artifacts(run.id, kind=EMBEDDING_KIND, name=name)}
@@ -167,7 +167,7 @@ def _scores(
     return scores
 
 
-def _snapshot_records(store: RunStore, run_id: str, layer: str) -> dict[int, ArtifactRecord]:
+def snapshot_records(store: RunStore, run_id: str, layer: str) -> dict[int, ArtifactRecord]:
     """The run's snapshot files of ``layer`` by epoch; a layer never recorded is an error."""
     found = {
         a.epoch: a

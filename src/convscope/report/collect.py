@@ -85,7 +85,7 @@ def collect_ranking(
     study = StudyResult(
         name=title, dataset=first.dataset, runs=runs, settings=study_settings(first)
     )
-    layer = layer or _recorded_layer(store, run_ids)
+    layer = layer or recorded_layer(store, run_ids)
     embeddings = []
     if layer is not None:
         for done, run_id in enumerate(run_ids, start=1):
@@ -168,7 +168,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def _recorded_layer(store: RunStore, run_ids: Sequence[str]) -> str | None:
+def recorded_layer(store: RunStore, run_ids: Sequence[str]) -> str | None:
     """The first layer every run recorded, or None."""
     common: set[str] | None = None
     for run_id in run_ids:

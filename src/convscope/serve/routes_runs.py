@@ -90,11 +90,7 @@ def run_list(store: Any) -> list[dict[str, Any]]:
 
 def run_document(store: Any, ref: str) -> dict[str, Any]:
     """What ``convscope runs show RUN --json`` prints."""
-    record = store.run(ref)
-    return record.to_dict() | {
-        "metrics": store.metric_rows(record.id),
-        "artifacts": [a.to_dict() for a in store.artifacts(record.id)],
-    }
+    return store.run_document(ref)
 
 
 def run_metrics(store: Any, ref: str) -> dict[str, list[Any]]:
@@ -154,9 +150,9 @@ def default_layer(store: Any, record: Any) -> str:
 
 def map_cached(store: Any, run_id: str, layer: str, params: Any) -> tuple[list[int], bool]:
     """The epochs recorded for ``layer`` and whether all their maps and scores are cached."""
-    from convscope.embed.runs import EMBEDDING_KIND, SCORES_KIND, _snapshot_records
+    from convscope.embed.runs import EMBEDDING_KIND, SCORES_KIND, snapshot_records
 
-    epochs = sorted(_snapshot_records(store, run_id, layer))  # unknown layer: close matches
+    epochs = sorted(snapshot_records(store, run_id, layer))  # unknown layer: close matches
     name = f"{layer}.{params.key()}"
     mapped = {a.epoch for a in store.artifacts(run_id, kind=EMBEDDING_KIND, name=name)}
     scored = {a.epoch for a in store.artifacts(run_id, kind=SCORES_KIND, name=name)}
@@ -374,12 +370,12 @@ def study_list(store: Any) -> list[dict[str, Any]]:
 
 def ranking_plan(store: Any, name: str, params: Any) -> tuple[int, dict[str, Any] | None]:
     """``(runs, document)``: the ``report --json`` document when every map is cached."""
-    from convscope.report.collect import _recorded_layer
+    from convscope.report.collect import recorded_layer
     from convscope.store.results import resolve_runs
 
     store.runs_of_study(name)  # an unknown study: its one line, with close names
     _, run_ids = resolve_runs(store, [name])
-    layer = _recorded_layer(store, run_ids)
+    layer = recorded_layer(store, run_ids)
     cached = layer is None or all(map_cached(store, i, layer, params)[1] for i in run_ids)
     return len(run_ids), ranking_document(store, name, params) if cached else None
 

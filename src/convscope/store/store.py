@@ -216,6 +216,14 @@ class RunStore:
         where, params = ("WHERE study = ?", (study,)) if study is not None else ("", ())
         return refresh_stale(self._conn, select_runs(self._conn, where, params))
 
+    def run_document(self, ref: str) -> dict[str, Any]:
+        """What ``convscope runs show RUN --json`` prints: the run, its metrics and files."""
+        record = self.run(ref)
+        return record.to_dict() | {
+            "metrics": self.metric_rows(record.id),
+            "artifacts": [a.to_dict() for a in self.artifacts(record.id)],
+        }
+
     def run(self, ref: str) -> RunRecord:
         """The run named by ``ref``: its id, a unique start of its id, or its unique name."""
         return refresh_stale(self._conn, [resolve(self._conn, ref, where=str(self.root))])[0]

@@ -215,14 +215,30 @@ def train_epoch(
 
 def evaluate(module: nn.Module, batches: Batches, batch_size: int = 1000) -> tuple[float, float]:
     """(mean loss, accuracy) in eval mode without gradients."""
+    loss, accuracy, _ = evaluate_with_confusion(module, batches, None, batch_size)
+    return loss, accuracy
+
+
+def evaluate_with_confusion(
+    module: nn.Module, batches: Batches, n_classes: int | None, batch_size: int = 1000
+) -> tuple[float, float, np.ndarray | None]:
+    """Mean loss, accuracy and (with ``n_classes``) the confusion matrix, in one pass.
+
+    The test set is scored once for all three: one forward of its images, not two.
+    """
     module.eval()
     total_loss, correct = 0.0, 0
+    counts = torch.zeros((n_classes or 0) ** 2, dtype=torch.int64)
     with torch.no_grad():
         for x, y in batches.iterate(batch_size):
             logits = module(x)
+            predicted = logits.argmax(1)
             total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-    return total_loss / len(batches), correct / len(batches)
+            correct += int((predicted == y).sum())
+            if n_classes:
+                counts += torch.bincount(y * n_classes + predicted, minlength=n_classes**2)
+    confusion = counts.view(n_classes, n_classes).numpy() if n_classes else None
+    return total_loss / len(batches), correct / len(batches), confusion
 
 
 def split_train_val(dataset: ArrayDataset, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -232,17 +248,6 @@ def split_train_val(dataset: ArrayDataset, config: TrainConfig) -> tuple[np.ndar
     from convscope.data.sampling import stratified_split
 
     return stratified_split(dataset.labels, config.val_split, seed=config.seed)
-
-
-def confusion_matrix(module: nn.Module, batches: Batches, n_classes: int) -> np.ndarray:
-    """Counts of (true class, predicted class) over ``batches`` in eval mode."""
-    module.eval()
-    counts = torch.zeros(n_classes * n_classes, dtype=torch.int64)
-    with torch.no_grad():
-        for x, y in batches.iterate(1000):
-            predicted = module(x).argmax(1)
-            counts += torch.bincount(y * n_classes + predicted, minlength=n_classes * n_classes)
-    return counts.view(n_classes, n_classes).numpy()
 
 
 def make_scheduler(

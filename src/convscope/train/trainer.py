@@ -26,9 +26,9 @@ from convscope.train.loop import (
     ProgressFn,
     TrainConfig,
     TrainResult,
-    confusion_matrix,
     dataset_pixels,
     evaluate,
+    evaluate_with_confusion,
     make_optimizer,
     make_scheduler,
     split_train_val,
@@ -260,8 +260,9 @@ class Trainer:
     def _test(self) -> None:
         if self.test_set is None or not self.dist.is_main:
             return
-        self.result.test_loss, self.result.test_acc = evaluate(self.module, self.test_set)
-        self.result.confusion = confusion_matrix(self.module, self.test_set, len(self.class_names))
+        self.result.test_loss, self.result.test_acc, self.result.confusion = (
+            evaluate_with_confusion(self.module, self.test_set, len(self.class_names))
+        )
 
 
 def _seeded_rng_state(seed: int) -> torch.Tensor:
