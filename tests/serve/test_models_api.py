@@ -248,3 +248,23 @@ def test_runs_of_the_store_are_served_at_each_epoch(tiny_store: Path, tiny_ids) 
         message = error_of(client, f"/api/models/run:{run}@99/layers", 400)
         assert "no checkpoint of epoch 99" in message
         assert "no run" in error_of(client, "/api/models/run:nosuchrun/layers", 404)
+
+
+def test_the_pool_keeps_the_recently_used_models_within_its_bounds(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from convscope.serve.modelpool import ModelPool, model_bytes
+
+    pool = ModelPool(tmp_path, max_models=2)
+    with ThreadPoolExecutor(4) as threads:  # asked at once: loaded once
+        loaded = list(threads.map(pool.get, [MODEL] * 4))
+    assert all(model is loaded[0] for model in loaded) and len(pool) == 1
+    pool.get("lenet")
+    assert pool.get(MODEL) is loaded[0]  # used last, so kept ...
+    pool.get("lenet5-classic")
+    assert MODEL in pool and "lenet" not in pool and len(pool) == 2  # ... and lenet went
+    assert pool.nbytes == sum(model_bytes(pool.get(name)) for name in (MODEL, "lenet5-classic"))
+    small = ModelPool(tmp_path, max_bytes=model_bytes(loaded[0]) + 1)
+    small.get(MODEL)
+    small.get("lenet5-classic")
+    assert len(small) == 1 and "lenet5-classic" in small
