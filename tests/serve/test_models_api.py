@@ -268,3 +268,12 @@ def test_the_pool_keeps_the_recently_used_models_within_its_bounds(tmp_path: Pat
     small.get(MODEL)
     small.get("lenet5-classic")
     assert len(small) == 1 and "lenet5-classic" in small
+
+
+def test_given_models_are_served_by_names_without_slashes() -> None:
+    from convscope.serve.modelpool import served_names
+
+    names = served_names(["/a/net.ckpt", "/b/net.ckpt", "x/net.py:build", "/c/lenet5", "lenet"])
+    assert names == {"net.ckpt": "/a/net.ckpt", "net.ckpt (2)": "/b/net.ckpt",
+                     "net.py:build": "x/net.py:build", "lenet5 (2)": "/c/lenet5",
+                     "lenet": "lenet"}  # fmt: skip

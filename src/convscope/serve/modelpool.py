@@ -186,13 +186,14 @@ class ModelPool:
             model = self.get(name)
         except ConvscopeError as error:
             return {"name": name, "params": None, "input_shape": None,
-                    "description": "given with --model", "error": str(error)}  # fmt: skip
+                    "description": f"given with --model: {self.given[name]}",
+                    "error": str(error)}  # fmt: skip
         return {
             "name": name,
             "params": count_params(model.module)[0],
             "input_shape": list(model.input_spec.shape),
             "dataset": model.dataset,
-            "description": f"given with --model ({model.weights})",
+            "description": f"given with --model: {self.given[name]} ({model.weights})",
         }
 
     def _load(self, key: str) -> LoadedModel:
