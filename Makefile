@@ -104,6 +104,7 @@ demo: setup
 	$(CONVSCOPE) runs list --store $(DEMO_OUT)/runs
 	$(CONVSCOPE) report architectures --store $(DEMO_OUT)/runs --out $(DEMO_OUT)/report.html
 	@echo "==> the study report: $$(realpath $(DEMO_OUT)/report.html)"
+	@echo "==> open its runs in the dashboard: convscope serve --store $(DEMO_OUT)/runs"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
