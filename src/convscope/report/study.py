@@ -401,9 +401,7 @@ def write_study_folder(study: StudyResult, out_dir: Path) -> dict[str, Path]:
     rows = results_rows(study)
     written["results.csv"] = _write_text(out_dir / "results.csv", _csv_text(rows))
     if any(row["per_class"] for row in rows):
-        written["per_class.csv"] = _write_text(
-            out_dir / "per_class.csv", _per_class_csv_text(rows)
-        )
+        written["per_class.csv"] = _write_text(out_dir / "per_class.csv", _per_class_csv_text(rows))
     written["results.json"] = _write_text(out_dir / "results.json", _json_text(study, rows))
     body = study_html(study, files={name: name for name in written})
     written["index.html"] = _write_text(out_dir / "index.html", _page(study, body))
