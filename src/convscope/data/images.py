@@ -23,6 +23,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -63,34 +64,54 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
     if p.is_dir():
         raise ImageError(f"{p} is a directory, not an image file; give the path of one image")
     try:
-        with warnings.catch_warnings():  # big but allowed: it is resized to the model anyway
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(p)
-    except Image.DecompressionBombError as exc:
-        raise ImageError(
-            f"{p} is too large to decode safely ({exc}); downscale it below "
-            f"{Image.MAX_IMAGE_PIXELS * 2:,} pixels first"
-        ) from exc
-    except UnidentifiedImageError as exc:
-        raise ImageError(
-            f"{p} is not an image Pillow can read; give a PNG, JPEG, BMP, GIF, WebP or TIFF file"
-        ) from exc
-    except OSError as exc:
+        return decode_image(p, str(p))
+    except OSError as exc:  # opening the file, not decoding it
         raise ImageError(
             f"cannot open {p}: {exc.strerror or exc}; check that it is readable"
         ) from exc
-    with img, warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
+def decode_image(
+    source: Path | BinaryIO, name: str, *, max_pixels: int | None = None
+) -> Image.Image:
+    """Fully decode the image in ``source`` (a file or bytes in memory) with the guards.
+
+    Decompression bombs, non-images and truncated or corrupt files are an
+    :class:`ImageError` naming ``name``. With ``max_pixels`` (the dashboard's uploads)
+    anything larger, and anything past Pillow's bomb *warning*, is refused too; files
+    are otherwise allowed up to Pillow's hard limit (they are resized to the model).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error" if max_pixels else "ignore", Image.DecompressionBombWarning)
         try:
-            img.seek(0)
-            img.load()
-        # Decoders raise many types (OSError, SyntaxError, ValueError, struct.error,
-        # zlib.error, DecompressionBombError...) on bad files: all mean "unusable file".
-        except Exception as exc:
+            img = Image.open(source)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageError(
-                f"{p} is truncated or corrupt ({exc}); re-export or re-download the image"
+                f"{name} is too large to decode safely ({exc}); downscale it below "
+                f"{(max_pixels or Image.MAX_IMAGE_PIXELS * 2):,} pixels first"
             ) from exc
-        return _upright(img)
+        except UnidentifiedImageError as exc:
+            raise ImageError(
+                f"{name} is not an image Pillow can read; give a PNG, JPEG, BMP, GIF, WebP "
+                "or TIFF file"
+            ) from exc
+        if max_pixels and img.width * img.height > max_pixels:
+            img.close()
+            raise ImageError(
+                f"{name} is {img.width}x{img.height} pixels, more than {max_pixels:,}; "
+                "downscale it first"
+            )
+        with img:
+            try:
+                img.seek(0)
+                img.load()
+            # Decoders raise many types (OSError, SyntaxError, ValueError, struct.error,
+            # zlib.error, DecompressionBombError...) on bad files: all mean "unusable file".
+            except Exception as exc:
+                raise ImageError(
+                    f"{name} is truncated or corrupt ({exc}); re-export or re-download the image"
+                ) from exc
+            return _upright(img)
 
 
 def _upright(img: Image.Image) -> Image.Image:

@@ -14,7 +14,6 @@ import hashlib
 import io
 import re
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -22,7 +21,7 @@ from urllib.parse import unquote
 
 import numpy as np
 from fastapi import HTTPException
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from convscope.data.preprocess import InputSpec
 from convscope.data.spec import InputImage
@@ -167,38 +166,13 @@ def upload_pixels(uploads: BoundedStore[str, np.ndarray], upload_id: str) -> np.
 
 
 def decode_upload(data: bytes) -> np.ndarray:
-    """Decode an uploaded file to uint8 pixels with the CLI's guards; a bad file is an
-    :class:`ImageError` with the one-line reason."""
-    from convscope.data.images import _upright, to_pixels
+    """Decode an uploaded file to uint8 pixels with the CLI's guards (and a pixel limit);
+    a bad file is an :class:`ImageError` with the one-line reason."""
+    from convscope.data.images import decode_image, to_pixels
 
     if not data:
         raise ImageError("the upload is empty; send a PNG, JPEG, BMP, GIF, WebP or TIFF file")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(data))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(f"the upload is too large to decode safely ({exc})") from exc
-        except UnidentifiedImageError as exc:
-            raise ImageError(
-                "the upload is not an image Pillow can read; send a PNG, JPEG, BMP, GIF, "
-                "WebP or TIFF file"
-            ) from exc
-        if img.width * img.height > UPLOAD_MAX_PIXELS:
-            raise ImageError(
-                f"the upload is {img.width}x{img.height} pixels, more than the server keeps "
-                f"({UPLOAD_MAX_PIXELS:,}); downscale it first"
-            )
-        with img:
-            try:
-                img.seek(0)
-                img.load()
-            except Exception as exc:  # decoders raise many types on bad files
-                raise ImageError(
-                    f"the upload is truncated or corrupt ({exc}); re-export the image"
-                ) from exc
-            upright = _upright(img)
-    return to_pixels(upright)
+    return to_pixels(decode_image(io.BytesIO(data), "the upload", max_pixels=UPLOAD_MAX_PIXELS))
 
 
 def upload_id(data: bytes) -> str:
