@@ -3,7 +3,8 @@ import { ApiError, getComputed, getJson, pollJob, type FetchLike } from './api';
 import { isEmbeddingBody, parseEmbedding, parseMetrics, parseProbe, parseRunDetail, parseRuns, parseStudyReport, relativeUrl } from './types';
 import { parseLiveEvent } from './live';
 import { formatRoute, listParam, parseRoute } from './router';
-import { curveSeries } from './runs/curves';
+import { curveSeries, curvesOption } from './runs/curves';
+import { acc } from './dom';
 
 /** A fetch that answers from a script of (url prefix -> [status, body]) and logs the calls. */
 function fakeFetch(script: [string, number, unknown][]) {
@@ -135,5 +136,12 @@ describe('training curves', () => {
       ['demo/x · validation', 'solid', '#0072B2'],
     ]);
     expect(series[0].data).toEqual([[0, null], [1, 1]]);
+  });
+
+  it('shows accuracies as the API and the CLI print them (0.729, not 72.9%)', () => {
+    expect([acc(0.72893), acc(1), acc(null), acc(Number.NaN)]).toEqual(['0.729', '1.000', '–', '–']);
+    const option = curvesOption([], 'acc') as { tooltip: { valueFormatter: (v: unknown) => string }; yAxis: { min?: number; max?: number } };
+    expect(option.tooltip.valueFormatter(0.72893)).toBe('0.729');
+    expect([option.yAxis.min, option.yAxis.max]).toEqual([0, 1]);
   });
 });

@@ -62,8 +62,9 @@ export function fmt(value: number | null | undefined, digits = 3): string {
   return value === null || value === undefined || Number.isNaN(value) ? '–' : value.toFixed(digits);
 }
 
-export function pct(value: number | null | undefined): string {
-  return value === null || value === undefined || Number.isNaN(value) ? '–' : `${(value * 100).toFixed(1)}%`;
+/** An accuracy as the API, the CLI and the report give it: a 0–1 number, 3 decimals (0.729). */
+export function acc(value: number | null | undefined): string {
+  return fmt(value, 3);
 }
 
 export function signed(value: number | null | undefined, digits = 3): string {

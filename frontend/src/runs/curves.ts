@@ -45,7 +45,7 @@ export function curvesOption(runs: readonly CurveRun[], quantity: Quantity): Cha
     grid: { left: 56, right: 16, top: 28, bottom: 44 },
     tooltip: {
       trigger: 'axis',
-      valueFormatter: (v: unknown) => (typeof v === 'number' ? (quantity === 'acc' ? `${(v * 100).toFixed(1)}%` : v.toFixed(3)) : '–'),
+      valueFormatter: (v: unknown) => (typeof v === 'number' ? v.toFixed(3) : '–'), // accuracy too: 0.729, as the table and the CLI
     },
     xAxis: {
       type: 'value',
@@ -65,7 +65,6 @@ export function curvesOption(runs: readonly CurveRun[], quantity: Quantity): Cha
       scale: quantity === 'loss',
       min: quantity === 'acc' ? 0 : undefined,
       max: quantity === 'acc' ? 1 : undefined,
-      axisLabel: quantity === 'acc' ? { formatter: (v: number) => `${Math.round(v * 100)}%` } : {},
     },
     series: curveSeries(runs, quantity),
   };

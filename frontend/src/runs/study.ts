@@ -1,5 +1,5 @@
 // A study's verdict and its ranking table: the same data as `convscope report STUDY --json`.
-import { fmt, h, pct, signed } from '../dom';
+import { acc, fmt, h, signed } from '../dom';
 import { SCORE_NAMES, scoreKeys, type StudyReport } from '../types';
 
 export function rankingTable(report: StudyReport): HTMLElement {
@@ -20,7 +20,7 @@ export function rankingTable(report: StudyReport): HTMLElement {
       {},
       h('th', { scope: 'row' }, r.model),
       h('td', {}, r.learned ? h('span', { class: 'yes' }, 'yes') : h('span', { class: 'no' }, 'not yet')),
-      h('td', { class: 'num' }, pct(r.test_acc)),
+      h('td', { class: 'num' }, acc(r.test_acc)),
       h('td', { class: 'num' }, String(r.epoch)),
       ...keys.map((k) => {
         const gain = r.gain_over_epoch0[k];

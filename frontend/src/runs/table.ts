@@ -1,6 +1,6 @@
 // The runs table: status (running is live), model, dataset, epochs done/planned and test
 // accuracy, with a checkbox per run to compare its curves.
-import { h, pct } from '../dom';
+import { acc, h } from '../dom';
 import type { RunSummary } from '../types';
 
 export function statusBadge(status: string): HTMLElement {
@@ -28,7 +28,7 @@ export function runsTable(runs: readonly RunSummary[], selected: ReadonlySet<str
       h('td', {}, run.dataset),
       h('td', {}, statusBadge(run.status)),
       h('td', { class: 'num' }, epochsText(run)),
-      h('td', { class: 'num' }, pct(run.testAcc)),
+      h('td', { class: 'num' }, acc(run.testAcc)),
       h('td', { class: 'muted' }, run.created ? run.created.slice(0, 16).replace('T', ' ') : '–'),
     );
   });

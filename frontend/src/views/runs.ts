@@ -49,6 +49,10 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
   let runs: RunSummary[] = [];
   let selected = new Set<string>();
   let chosenByUser = ctx.params.has('sel');
+  // The map method the studies are ranked with (`#/runs?method=pca`): a link or a reload
+  // keeps it, and the explorer links carry it, so no UMAP is computed unless asked for.
+  let studyMethod: Method = isMethod(ctx.params.get('method')) ? (ctx.params.get('method') as Method) : 'umap';
+  const routeParams = () => ({ sel: chosenByUser ? [...selected].join(',') || null : null, method: studyMethod === 'umap' ? null : studyMethod });
   const metrics = new Map<string, Metrics>();
   const studyCards = new Map<string, { refresh: () => void }>();
   let loss: { chart: Chart; dispose: () => void } | null = null;
@@ -76,7 +80,7 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
     chosenByUser = true;
     if (on) selected.add(id);
     else selected.delete(id);
-    ctx.setParams({ sel: [...selected].join(',') || null });
+    ctx.setParams(routeParams());
     drawTable();
     void drawCurves();
   }
@@ -84,7 +88,7 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
   function updateExploreLink() {
     exploreLink.hidden = runs.length === 0;
     const ids = selectedRuns().map((r) => r.id);
-    exploreLink.setAttribute('href', formatRoute('explore', { runs: ids.join(',') || null }));
+    exploreLink.setAttribute('href', formatRoute('explore', { runs: ids.join(',') || null, method: routeParams().method }));
   }
 
   async function loadMetrics(id: string) {
@@ -165,7 +169,11 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
     if (!studyCards.size) replace(studiesBox);
     for (const study of studies) {
       if (studyCards.has(study.name)) continue;
-      const card = studyCard(study, () => alive, ctx.signal);
+      const card = studyCard(study, () => alive, ctx.signal, () => studyMethod, (method) => {
+        studyMethod = method;
+        ctx.setParams(routeParams());
+        updateExploreLink();
+      });
       studyCards.set(study.name, card);
       studiesBox.append(card.el);
     }
@@ -219,12 +227,24 @@ const METHODS = [
   ['pca', 'PCA'],
   ['tsne', 't-SNE'],
 ] as const;
+type Method = (typeof METHODS)[number][0];
+const isMethod = (v: string | null): v is Method => METHODS.some(([m]) => m === v);
 
 /** One study: its runs, its verdict and ranking, read with the map method chosen. */
-function studyCard(study: StudySummary, alive: () => boolean, signal: AbortSignal): { el: HTMLElement; refresh: () => void } {
+function studyCard(
+  study: StudySummary,
+  alive: () => boolean,
+  signal: AbortSignal,
+  method: () => Method,
+  onMethod: (method: Method) => void,
+): { el: HTMLElement; refresh: () => void } {
   const body = h('div', {}, loadingBox('Reading the study…'));
   const selectId = `method-${study.name.replace(/\W/g, '_')}`;
   const select = h('select', { id: selectId }, ...METHODS.map(([v, t]) => h('option', { value: v }, t))) as HTMLSelectElement;
+  select.value = method();
+  const exploreLink = h('a', { class: 'button' }, 'Explore its maps →');
+  const linkTo = () => exploreLink.setAttribute('href', formatRoute('explore', { runs: study.runs.slice(0, 4).join(','), method: method() === 'umap' ? null : method() }));
+  linkTo();
   const updating = h('span', { class: 'muted small', role: 'status' });
   let generation = 0;
 
@@ -255,7 +275,11 @@ function studyCard(study: StudySummary, alive: () => boolean, signal: AbortSigna
     }
   }
 
-  select.addEventListener('change', () => void load(false));
+  select.addEventListener('change', () => {
+    if (isMethod(select.value)) onMethod(select.value);
+    linkTo();
+    void load(false);
+  });
   void load(false);
   const el = h(
     'article',
@@ -265,7 +289,7 @@ function studyCard(study: StudySummary, alive: () => boolean, signal: AbortSigna
       { class: 'panel-head' },
       h('h3', {}, 'Study ', h('span', { class: 'mono' }, study.name)),
       h('span', { class: 'muted' }, `${study.runs.length} runs · ${study.models.join(', ')}`),
-      h('a', { class: 'button', href: formatRoute('explore', { runs: study.runs.slice(0, 4).join(',') }) }, 'Explore its maps →'),
+      exploreLink,
       h('label', { for: selectId, class: 'inline-label' }, 'maps by'),
       select,
       updating,
