@@ -13,6 +13,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,8 +71,11 @@ class Job:
 class JobManager:
     """Starts keyed jobs in an executor and keeps them for polling."""
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(
+        self, executor: Executor, around: Callable[[], AbstractContextManager[Any]] = nullcontext
+    ) -> None:
         self._executor = executor
+        self._around = around
         self._lock = threading.Lock()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._running: dict[str, Job] = {}
@@ -114,7 +118,8 @@ class JobManager:
             return
         job.status = "running"
         try:
-            job.result = work(job)
+            with self._around():
+                job.result = work(job)
             job.progress, job.status = 1.0, "done"
         except JobCancelled:
             job.status = "cancelled"

@@ -97,7 +97,7 @@ def _graph(state: ServeState, spec: str) -> Any:
 async def model_graph_json(request: Request, model: str) -> dict[str, Any]:
     """The architecture diagram's graph, as ``convscope diagram MODEL --json``."""
     state = state_of(request)
-    graph = await state.run(_graph, state, model)
+    graph = await state.run_alone(_graph, state, model)
     return graph.to_dict()
 
 
@@ -105,7 +105,7 @@ async def model_graph_json(request: Request, model: str) -> dict[str, Any]:
 async def model_graph_svg(request: Request, model: str) -> Response:
     """The architecture diagram, as ``convscope diagram MODEL --out F.svg`` draws it."""
     state = state_of(request)
-    graph = await state.run(_graph, state, model)
+    graph = await state.run_alone(_graph, state, model)
     return Response(await state.run(graph.to_svg), media_type="image/svg+xml")
 
 

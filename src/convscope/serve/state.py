@@ -12,7 +12,6 @@ write while the dashboard reads.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from fastapi import Request
 from convscope.serve.images import BoundedStore, upload_store
 from convscope.serve.jobs import KEEP_FINISHED, JobManager
 from convscope.serve.modelpool import ModelPool
+from convscope.serve.tracing import SharedOrAlone
 
 T = TypeVar("T")
 
@@ -55,6 +55,8 @@ class ServeState:
 
     config: ServeConfig
     executor: ThreadPoolExecutor = field(init=False)
+    tracing: SharedOrAlone = field(init=False)
+    """Model work holds it shared, a torch.fx trace alone (see :mod:`convscope.serve.tracing`)."""
     jobs: JobManager = field(init=False)
     models: ModelPool = field(init=False)
     uploads: BoundedStore[str, Any] = field(init=False)
@@ -65,17 +67,29 @@ class ServeState:
         self.executor = ThreadPoolExecutor(
             max_workers=self.config.workers, thread_name_prefix="convscope-worker"
         )
-        self.jobs = JobManager(self.executor)
+        self.tracing = SharedOrAlone()
+        self.jobs = JobManager(self.executor, around=self.tracing.shared)
         self.models = ModelPool(self.config.store, self.config.models)
         self.uploads = upload_store()
         self.pictures = BoundedStore(KEEP_FINISHED, 256 * 1024**2, len)
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``function(*args, **kwargs)`` in the worker pool and await its result."""
+        return await self._in_pool(self.tracing.shared, function, *args, **kwargs)
+
+    async def run_alone(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """As :meth:`run`, with no other model work running meanwhile (a torch.fx trace)."""
+        return await self._in_pool(self.tracing.alone, function, *args, **kwargs)
+
+    async def _in_pool(
+        self, hold: Callable[[], Any], function: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        def call() -> T:
+            with hold():
+                return function(*args, **kwargs)
+
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.executor, functools.partial(function, *args, **kwargs)
-        )
+        return await loop.run_in_executor(self.executor, call)
 
     @contextmanager
     def store(self) -> Iterator[Any]:
