@@ -22,25 +22,14 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.stores import build_tiny_store
+
 ROOT = Path(__file__).resolve().parents[2]
 STATIC_INDEX = ROOT / "src" / "convscope" / "serve" / "static" / "index.html"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1400, "height": 1000}
 EXPECT_TIMEOUT_MS = 45_000
 """How long a check waits for the page (maps are computed on 2 busy cores meanwhile)."""
-TINY_MODELS = ("sequential", "residual")
-TEST_IMAGES = 500
-"""Test images the tiny runs are scored on (the whole split takes most of their time)."""
 
 
 def js_fixed(value: float | None, digits: int = 3) -> str:
@@ -83,42 +72,10 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-def _small_test_split(prepare_data: Any) -> Any:
-    """``prepare_data`` whose test split is cut to :data:`TEST_IMAGES` images."""
-    from dataclasses import replace
-
-    def prepare(settings: Any) -> Any:
-        train, test = prepare_data(settings)
-        keep = slice(0, TEST_IMAGES)
-        return train, replace(test, images=test.images[keep], labels=test.labels[keep])
-
-    return prepare
-
-
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store with study ``tiny``: a 2-epoch run of each of :data:`TINY_MODELS` (~10 s)."""
-    from convscope.store import open_store
-    from convscope.train import run as run_module
-    from convscope.train.loop import TrainConfig
-    from convscope.train.run import RunSettings, train_run
-
-    root = tmp_path_factory.mktemp("e2e-store") / "runs"
-    with pytest.MonkeyPatch.context() as patch, open_store(root) as store:
-        patch.setattr(run_module, "prepare_data", _small_test_split(run_module.prepare_data))
-        for model in TINY_MODELS:
-            settings = RunSettings(
-                model=model,
-                data="fashion-mnist",
-                config=TrainConfig(epochs=2, batch_size=100, seed=0),
-                record=("hidden",),
-                probe_per_class=5,
-                subset=300,
-                study="tiny",
-                name=f"tiny/{model}",
-            )
-            train_run(settings, store=store)
-    return root
+    """A store with study ``tiny``: a 2-epoch run of each of ``tests.stores.TINY_MODELS``."""
+    return build_tiny_store(tmp_path_factory.mktemp("e2e-store") / "runs")
 
 
 class Server:

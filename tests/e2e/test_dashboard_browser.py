@@ -29,7 +29,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import TINY_MODELS, api_json, js_fixed, open_page
+from tests.e2e.conftest import api_json, js_fixed, open_page
+from tests.stores import TINY_MODELS
 
 pytestmark = pytest.mark.slow
 

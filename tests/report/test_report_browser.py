@@ -14,19 +14,11 @@ import pytest
 from PIL import Image
 
 from convscope.cli.app import main
+from convscope.embed.projection import ProjectionParams
+from convscope.report.collect import collect_ranking
 from convscope.report.page import SECTIONS
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from convscope.store import open_store
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +30,9 @@ def report(recorded_runs, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_report_opens_in_chromium_with_every_section(report: Path, tmp_path: Path) -> None:
+def test_report_opens_in_chromium_with_every_section(
+    report: Path, tmp_path: Path, recorded_runs
+) -> None:
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), "the browser test needs Debian's chromium (make setup installs it)"
@@ -73,7 +67,9 @@ def test_report_opens_in_chromium_with_every_section(report: Path, tmp_path: Pat
             context.close()
     assert images_ok and n_images >= 8
     assert svg_boxes == 2  # one architecture diagram per model
-    assert "separates the classes best" in verdict
+    with open_store(recorded_runs[0], create=False) as store:  # the page says what --json says
+        ranked = collect_ranking(store, ["tiny"], params=ProjectionParams(method="pca"))
+    assert ranked.to_dict()["verdict"] in verdict
     external = [u for u in requests if not u.startswith(("file:", "data:"))]
     assert external == [], f"the report fetched {external}"
     for png in (shot, models_shot):

@@ -15,50 +15,13 @@ from fastapi.testclient import TestClient
 
 from convscope.serve.app import create_app
 from convscope.serve.state import ServeConfig
-
-TINY_MODELS = ("sequential", "residual")
-
-
-TEST_IMAGES = 500
-"""Test images the tiny runs are scored on (the whole split takes most of their time)."""
-
-
-def _small_test_split(prepare_data):
-    """``prepare_data`` whose test split is cut to :data:`TEST_IMAGES` images."""
-    from dataclasses import replace
-
-    def prepare(settings):
-        train, test = prepare_data(settings)
-        keep = slice(0, TEST_IMAGES)
-        return train, replace(test, images=test.images[keep], labels=test.labels[keep])
-
-    return prepare
+from tests.stores import build_tiny_store
 
 
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run store with study ``tiny``: one 2-epoch run of each of :data:`TINY_MODELS`."""
-    from convscope.store import open_store
-    from convscope.train import run as run_module
-    from convscope.train.loop import TrainConfig
-    from convscope.train.run import RunSettings, train_run
-
-    root = tmp_path_factory.mktemp("tiny-store") / "runs"
-    with pytest.MonkeyPatch.context() as patch, open_store(root) as store:
-        patch.setattr(run_module, "prepare_data", _small_test_split(run_module.prepare_data))
-        for model in TINY_MODELS:
-            settings = RunSettings(
-                model=model,
-                data="fashion-mnist",
-                config=TrainConfig(epochs=2, batch_size=100, seed=0),
-                record=("hidden",),
-                probe_per_class=5,
-                subset=300,
-                study="tiny",
-                name=f"tiny/{model}",
-            )
-            train_run(settings, store=store)
-    return root
+    """A store with study ``tiny``: a 2-epoch run of each of ``tests.stores.TINY_MODELS``."""
+    return build_tiny_store(tmp_path_factory.mktemp("tiny-store") / "runs")
 
 
 @pytest.fixture(scope="session")

@@ -88,7 +88,7 @@ def assert_not_blank(pixels: np.ndarray) -> None:
 
 
 def test_models_lists_the_zoo_as_the_cli_and_the_given_models(client: TestClient) -> None:
-    from convscope.serve.modelpool import zoo_records
+    from convscope.models.registry import zoo_records
 
     data, zoo = get_json(client, "/api/models"), zoo_records()
     assert data[: len(zoo)] == zoo

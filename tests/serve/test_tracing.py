@@ -44,10 +44,13 @@ def test_alone_waits_for_the_shared_holders_and_blocks_new_ones() -> None:
 
 def test_shared_is_reentrant_and_an_upgrade_is_refused() -> None:
     lock = SharedOrAlone()
-    with lock.shared(), lock.shared():
-        with pytest.raises(RuntimeError, match="cannot take it alone"):
-            with lock.alone():
-                pass
+    with (
+        lock.shared(),
+        lock.shared(),
+        pytest.raises(RuntimeError, match="cannot take it alone"),
+        lock.alone(),
+    ):
+        pass
     with lock.alone():  # free again
         pass
 

@@ -208,23 +208,9 @@ def load(args: argparse.Namespace) -> LoadedModel:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from convscope.models.loading import load_model
-    from convscope.models.registry import zoo
-    from convscope.probe.summary import count_params
+    from convscope.models.registry import zoo_records
 
-    records = []
-    for entry in zoo().values():
-        model = load_model(entry.name)
-        records.append(
-            {
-                "name": entry.name,
-                "params": count_params(model.module)[0],
-                "input_shape": list(entry.input_spec.shape),
-                "dataset": entry.dataset,
-                "description": entry.description,
-                "reference": entry.reference,
-            }
-        )
+    records = zoo_records()
     columns = ["name", "params", "input_shape", "dataset", "description"]
     print_records(records, as_json=args.json, title="convscope model zoo", columns=columns)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from torch import nn
 
@@ -123,3 +124,24 @@ def zoo_entry(name: str) -> ZooEntry:
             f"(zoo models: {', '.join(entries)}; see `convscope models`)"
         )
     return entries[name]
+
+
+def zoo_records() -> list[dict[str, Any]]:
+    """What ``convscope models --json`` prints: one record per zoo entry."""
+    from convscope.models.loading import load_model
+    from convscope.probe.summary import count_params
+
+    records = []
+    for entry in zoo().values():
+        model = load_model(entry.name)
+        records.append(
+            {
+                "name": entry.name,
+                "params": count_params(model.module)[0],
+                "input_shape": list(entry.input_spec.shape),
+                "dataset": entry.dataset,
+                "description": entry.description,
+                "reference": entry.reference,
+            }
+        )
+    return records

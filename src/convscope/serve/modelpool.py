@@ -18,6 +18,7 @@ from typing import Any
 
 from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
+from convscope.models.registry import zoo_records
 from convscope.naming import close_matches
 from convscope.serve.errors import NotFoundError
 
@@ -210,25 +211,3 @@ class ModelPool:
             ):
                 _, (_, size) = self._models.popitem(last=False)
                 total -= size
-
-
-def zoo_records() -> list[dict[str, Any]]:
-    """What ``convscope models --json`` prints: one record per zoo entry."""
-    from convscope.models.loading import load_model
-    from convscope.models.registry import zoo
-    from convscope.probe.summary import count_params
-
-    records = []
-    for entry in zoo().values():
-        model = load_model(entry.name)
-        records.append(
-            {
-                "name": entry.name,
-                "params": count_params(model.module)[0],
-                "input_shape": list(entry.input_spec.shape),
-                "dataset": entry.dataset,
-                "description": entry.description,
-                "reference": entry.reference,
-            }
-        )
-    return records
