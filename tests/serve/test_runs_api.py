@@ -270,6 +270,28 @@ def test_health_answers_at_once_while_every_worker_is_busy(client: TestClient) -
         release.set()
 
 
+def test_runs_answer_while_every_job_thread_computes(
+    client: TestClient, tiny_ids: dict[str, str]
+) -> None:
+    """A page asking for four maps at once must not hold up the run list and the metrics."""
+    state = client.app.state.convscope
+    release = threading.Event()
+    jobs = [
+        state.jobs.submit(f"slow-{i}", lambda job: release.wait(10))
+        for i in range(state.config.workers + 1)
+    ]
+    try:
+        started = time.perf_counter()
+        runs = client.get("/api/runs")
+        metrics = client.get(f"/api/runs/{tiny_ids['sequential']}/metrics")
+        took = time.perf_counter() - started
+        assert runs.status_code == metrics.status_code == 200
+        assert took < 5, took  # not the 10 s the jobs hold their threads
+        assert all(job.status in ("queued", "running") for job in jobs)
+    finally:
+        release.set()
+
+
 # --- probe ----------------------------------------------------------------------------------------
 
 

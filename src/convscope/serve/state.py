@@ -55,6 +55,9 @@ class ServeState:
 
     config: ServeConfig
     executor: ThreadPoolExecutor = field(init=False)
+    job_executor: ThreadPoolExecutor = field(init=False)
+    """Long jobs get threads of their own, so maps being computed for every run of a page
+    never hold up the quick requests (the run list, metrics, cached maps)."""
     tracing: SharedOrAlone = field(init=False)
     """Model work holds it shared, a torch.fx trace alone (see :mod:`convscope.serve.tracing`)."""
     jobs: JobManager = field(init=False)
@@ -68,7 +71,10 @@ class ServeState:
             max_workers=self.config.workers, thread_name_prefix="convscope-worker"
         )
         self.tracing = SharedOrAlone()
-        self.jobs = JobManager(self.executor, around=self.tracing.shared)
+        self.job_executor = ThreadPoolExecutor(
+            max_workers=self.config.workers, thread_name_prefix="convscope-job"
+        )
+        self.jobs = JobManager(self.job_executor, around=self.tracing.shared)
         self.models = ModelPool(self.config.store, self.config.models)
         self.uploads = upload_store()
         self.pictures = BoundedStore(KEEP_FINISHED, 256 * 1024**2, len)
@@ -103,6 +109,7 @@ class ServeState:
         """Stop the workers (running jobs finish; queued ones are dropped)."""
         self.jobs.cancel_all()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.job_executor.shutdown(wait=False, cancel_futures=True)
 
 
 def state_of(request: Request) -> ServeState:
