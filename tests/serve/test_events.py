@@ -183,3 +183,23 @@ def _to_epoch_seconds(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_client_too_slow_to_keep_up_gets_its_stream_ended(tmp_path: Path) -> None:
+    """Its queue full, its stream ends (the page's EventSource reconnects), never hangs."""
+    import asyncio
+
+    from convscope.serve.events import Event, EventWatcher
+
+    async def scenario() -> tuple[list[object], bool, int]:
+        watcher = EventWatcher(tmp_path / "runs")
+        slow, quick = watcher.subscribe(), watcher.subscribe()
+        for epoch in range(slow.maxsize):
+            slow.put_nowait(Event(None, {"run": "r", "epoch": epoch}))
+        watcher.broadcast([Event(None, {"run": "r", "epoch": 99})])
+        left = [slow.get_nowait() for _ in range(slow.qsize())]
+        return left, slow in watcher.subscribers, quick.qsize()
+
+    left, still_subscribed, quick_got = asyncio.run(scenario())
+    assert left == [None] and not still_subscribed  # the stream's end marker, nothing else
+    assert quick_got == 1  # the client that keeps up got the event

@@ -184,3 +184,10 @@ def test_maximize_on_an_unknown_or_path_model_is_refused(client: TestClient) -> 
     assert unknown.status_code == 404 and "did you mean lenet5" in unknown.json()["error"]
     path = client.post("/api/models/net.ckpt/maximize", json={"class": 1})
     assert path.status_code == 400 and "never names a file" in path.json()["error"]
+
+
+def test_a_huge_or_deeply_nested_maximize_body_is_a_400(client) -> None:
+    huge = client.post("/api/models/lenet5/maximize", content=b"[" * 70_000)
+    assert huge.status_code == 400 and "over 65,536 bytes" in huge.json()["error"]
+    nested = client.post("/api/models/lenet5/maximize", content=b"[" * 20_000 + b"]" * 20_000)
+    assert nested.status_code in (400, 413) and "error" in nested.json()

@@ -184,3 +184,22 @@ def test_guards_on_a_real_server(tmp_path: Path) -> None:
             status, body = raw_request(server.port, path)
             assert status == 400, path
             assert body.startswith('{"error"'), body
+
+
+def test_another_sites_page_cannot_start_work(tmp_path) -> None:
+    """No CORS keeps a page from reading answers; this keeps it from sending requests."""
+    with make_client(ServeConfig(store=tmp_path / "runs")) as client:
+        body = b'{"class": 3}'
+        forged = client.post(
+            "/api/models/lenet5/maximize",
+            content=body,
+            headers={"Origin": "http://evil.example", "Content-Type": "text/plain"},
+        )
+        assert forged.status_code == 403 and "another site" in forged.json()["error"]
+        fetched = client.get("/api/runs", headers={"Sec-Fetch-Site": "cross-site"})
+        assert fetched.status_code == 403
+        same = client.get("/api/runs", headers={"Sec-Fetch-Site": "same-origin"})
+        assert same.status_code == 200
+        own_page = client.post("/api/images", content=b"", headers={"Origin": "http://127.0.0.1"})
+        assert own_page.status_code == 400  # reaches the route: an empty upload
+        assert client.get("/docs").status_code == 404  # FastAPI's CDN pages are off

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import re
 import socket
 import sys
 from pathlib import Path
@@ -128,8 +129,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
     check_store(args.store)
     token = args.token
-    if token is not None and not token.strip():
-        raise ConvscopeError("--token must not be empty")
+    if token is not None and not re.fullmatch(r"[A-Za-z0-9._~-]+", token):
+        raise ConvscopeError(
+            "--token may hold only letters, digits and . _ ~ - (it goes into a URL and a cookie)"
+        )
     if token is None and not is_loopback(args.host):
         token = secrets.token_urlsafe(24)
     sock = listen(args.host, args.port)

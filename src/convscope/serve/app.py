@@ -75,7 +75,13 @@ def create_app(config: ServeConfig) -> FastAPI:
             await watcher.stop()
             app.state.convscope.close()
 
-    app = FastAPI(title="convscope dashboard", version=__version__, lifespan=lifespan)
+    app = FastAPI(  # no /docs or /redoc: FastAPI's pages load scripts from a CDN
+        title="convscope dashboard",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.convscope = ServeState(config)
     app.state.events = events.EventWatcher(config.store)
     install_error_handlers(app)

@@ -128,7 +128,7 @@ class EventWatcher:
     def end_streams(self) -> None:
         """Tell every subscriber's stream to end (the server is stopping)."""
         for queue in list(self.subscribers):
-            _offer(queue, None)
+            _end(queue)
 
     def subscribe(self) -> asyncio.Queue[Event | None]:
         queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
@@ -156,11 +156,16 @@ class EventWatcher:
                 raise
             except Exception:  # a store mid-migration or locked: try again next time
                 events = []
-            for event in events:
-                for queue in list(self.subscribers):
-                    if not _offer(queue, event):
-                        self.unsubscribe(queue)
+            self.broadcast(events)
             await asyncio.sleep(self.interval)
+
+    def broadcast(self, events: list[Event]) -> None:
+        """Queue ``events`` for every subscriber; one too slow to keep up is ended."""
+        for event in events:
+            for queue in list(self.subscribers):
+                if not _offer(queue, event):  # its stream ends and the page reconnects
+                    self.unsubscribe(queue)
+                    _end(queue)
 
 
 def _offer(queue: asyncio.Queue[Any], item: Any) -> bool:
@@ -170,6 +175,17 @@ def _offer(queue: asyncio.Queue[Any], item: Any) -> bool:
     except asyncio.QueueFull:
         return False
     return True
+
+
+def _end(queue: asyncio.Queue[Any]) -> None:
+    """End a stream: drop what it has not read and put the end marker (None) in its place.
+
+    The page's EventSource then reconnects and reloads what it shows, instead of keeping
+    an open stream that no longer gets events.
+    """
+    while not queue.empty():
+        queue.get_nowait()
+    queue.put_nowait(None)
 
 
 def watcher_of(request: Request) -> EventWatcher:

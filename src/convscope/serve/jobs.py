@@ -71,17 +71,22 @@ class Job:
 class JobManager:
     """Starts keyed jobs in an executor and keeps them for polling."""
 
-    def __init__(
-        self, executor: Executor, around: Callable[[], AbstractContextManager[Any]] = nullcontext
-    ) -> None:
+    def __init__(self, executor: Executor) -> None:
         self._executor = executor
-        self._around = around
         self._lock = threading.Lock()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._running: dict[str, Job] = {}
 
-    def submit(self, key: str, work: Callable[[Job], Any]) -> Job:
-        """Start ``work(job)`` unless a job with ``key`` is queued or running (then that job)."""
+    def submit(
+        self,
+        key: str,
+        work: Callable[[Job], Any],
+        hold: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    ) -> Job:
+        """Start ``work(job)`` unless a job with ``key`` is queued or running (then that job).
+
+        The work runs holding ``hold()`` (model work: the server's tracing lock, shared).
+        """
         with self._lock:
             running = self._running.get(key)
             if running is not None:
@@ -90,7 +95,7 @@ class JobManager:
             self._jobs[job.id] = job
             self._running[key] = job
             self._forget_old()
-        self._executor.submit(self._run, job, work)
+        self._executor.submit(self._run, job, work, hold)
         return job
 
     def running(self, key: str) -> Job | None:
@@ -112,13 +117,15 @@ class JobManager:
         for job in jobs:
             job.cancel()
 
-    def _run(self, job: Job, work: Callable[[Job], Any]) -> None:
+    def _run(
+        self, job: Job, work: Callable[[Job], Any], hold: Callable[[], AbstractContextManager[Any]]
+    ) -> None:
         if job.status == "cancelled":
             self._finish(job)
             return
         job.status = "running"
         try:
-            with self._around():
+            with hold():
                 job.result = work(job)
             job.progress, job.status = 1.0, "done"
         except JobCancelled:

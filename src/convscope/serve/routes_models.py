@@ -21,6 +21,9 @@ from convscope.serve import images
 from convscope.serve.jobs import Job
 from convscope.serve.state import ServeState, state_of
 
+MAXIMIZE_BODY_BYTES = 64 * 1024
+"""A maximize request is a few options; anything larger is refused unread."""
+
 router = APIRouter()
 
 MAX_ATTRIBUTION_IMAGES = 8
@@ -409,9 +412,16 @@ async def model_maximize(request: Request, model: str) -> dict[str, str]:
     """Start (or join) the maximisation ``{"class": K}`` or ``{"channel": "L:C"}``:
     ``{"job": ID}``; poll ``GET /api/jobs/{id}``."""
     state = state_of(request)
+    raw = bytearray()
+    async for chunk in request.stream():  # read no more than a request can need
+        raw.extend(chunk)
+        if len(raw) > MAXIMIZE_BODY_BYTES:
+            raise ConvscopeError(
+                f'the body is over {MAXIMIZE_BODY_BYTES:,} bytes; send e.g. {{"class": 3}}'
+            )
     try:
-        body = json.loads(await request.body() or b"null")
-    except ValueError:
+        body = json.loads(bytes(raw) or b"null")
+    except (ValueError, RecursionError):
         raise ConvscopeError('the body is not JSON; send e.g. {"class": 3}') from None
     options = maximize_options(body)
     key = await state.run(_maximize_key, state, model, options)
@@ -419,7 +429,9 @@ async def model_maximize(request: Request, model: str) -> dict[str, str]:
     if running is not None:  # the same work asked again: join it
         return {"job": running.id}
     await state.run(_check_maximize, state, model, options)
-    job = state.jobs.submit(key, lambda job: _maximize(state, model, options, job))
+    job = state.jobs.submit(
+        key, lambda job: _maximize(state, model, options, job), hold=state.tracing.shared
+    )
     return {"job": job.id}
 
 
@@ -481,10 +493,13 @@ async def upload_image(request: Request) -> dict[str, Any]:
     async for chunk in request.stream():
         body.extend(chunk)
         images.check_upload_size(len(body) - slack)
-    data = images.multipart_file(bytes(body), content_type) if multipart else bytes(body)
+    if multipart:  # parsing and hashing 10 MB happen off the event loop
+        data = await state.run_io(images.multipart_file, bytes(body), content_type)
+    else:
+        data = bytes(body)
     images.check_upload_size(len(data))
-    pixels = await state.run(images.decode_upload, data)
-    upload_id = images.upload_id(data)
+    pixels = await state.run_io(images.decode_upload, data)
+    upload_id = await state.run_io(images.upload_id, data)
     state.uploads.put(upload_id, pixels)
     return {"spec": f"upload:{upload_id}", "shape": list(pixels.shape)}
 

@@ -52,7 +52,7 @@ async def with_store(state: ServeState, work: Callable[..., Any], *args: Any) ->
         with state.store() as store:
             return work(store, *args)
 
-    return await state.run(call)
+    return await state.run_io(call)
 
 
 def store_exists(path: Path) -> bool:

@@ -10,7 +10,9 @@
   answer then sets an HttpOnly, SameSite=Strict cookie for the page's later requests),
   the ``convscope_token`` cookie, ``Authorization: Bearer T`` or ``X-Convscope-Token``.
 
-There are no CORS headers: another site's page cannot read any answer.
+There are no CORS headers: another site's page cannot read any answer; and a request
+that another site's page *sends* (``Sec-Fetch-Site: cross-site``, or a POST whose
+``Origin`` is another host) is refused with 403, so it cannot start work either.
 """
 
 from __future__ import annotations
@@ -59,6 +61,21 @@ def unsafe_path(raw_path: bytes) -> bool:
     if UNSAFE_PATH.search(raw_path):
         return True
     return any(segment in (b"..", b".") for segment in raw_path.split(b"/"))
+
+
+def cross_site(headers: dict[bytes, bytes], method: str, host: str | None) -> bool:
+    """Whether another site's page sent the request (CSRF: no CORS stops a page *sending*).
+
+    Browsers mark such requests ``Sec-Fetch-Site: cross-site``; a request that changes
+    something (not GET/HEAD) whose ``Origin`` names another host is refused too.
+    """
+    if headers.get(b"sec-fetch-site", b"").lower() == b"cross-site":
+        return True
+    origin = headers.get(b"origin")
+    if method in ("GET", "HEAD") or origin is None:
+        return False
+    origin_host = origin.decode("latin-1").split("://", 1)[-1].rstrip("/").lower()
+    return origin_host != (host or "").lower()
 
 
 def tokens_offered(scope: Scope) -> tuple[list[str], bool]:
@@ -133,6 +150,8 @@ class SecurityMiddleware:
             return 403, (
                 f"this dashboard answers only to the name it is served under, not to {host!r}"
             )
+        if cross_site(headers, scope.get("method", "GET"), host):
+            return 403, "this dashboard does not answer requests from another site's page"
         raw_path = scope.get("raw_path") or scope.get("path", "").encode()
         if unsafe_path(raw_path.split(b"?", 1)[0]):
             return 400, "the path may not hold '..', '.' segments or encoded dots and slashes"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,14 +74,19 @@ class ServeState:
         self.job_executor = ThreadPoolExecutor(
             max_workers=self.config.workers, thread_name_prefix="convscope-job"
         )
-        self.jobs = JobManager(self.job_executor, around=self.tracing.shared)
+        self.jobs = JobManager(self.job_executor)
         self.models = ModelPool(self.config.store, self.config.models)
         self.uploads = upload_store()
         self.pictures = BoundedStore(KEEP_FINISHED, 256 * 1024**2, len)
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``function(*args, **kwargs)`` in the worker pool and await its result."""
+        """Run model work ``function(*args, **kwargs)`` in the worker pool; await its result."""
         return await self._in_pool(self.tracing.shared, function, *args, **kwargs)
+
+    async def run_io(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """As :meth:`run` for work that runs no model (store reads, cached maps): it never
+        waits for a trace."""
+        return await self._in_pool(nullcontext, function, *args, **kwargs)
 
     async def run_alone(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """As :meth:`run`, with no other model work running meanwhile (a torch.fx trace)."""
