@@ -86,7 +86,19 @@ function start() {
     if (window.location.hash !== shownHash) render();
   });
   window.addEventListener('pagehide', () => live.stop());
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted) live.start(); // back from the page cache: listen again
+  });
+  forgetToken();
   render();
+}
+
+// The server turned ?token= into a cookie: drop it from the address bar and history.
+function forgetToken() {
+  const url = new URL(window.location.href);
+  if (!url.searchParams.has('token')) return;
+  url.searchParams.delete('token');
+  window.history.replaceState(null, '', url.pathname + url.search + url.hash);
 }
 
 start();

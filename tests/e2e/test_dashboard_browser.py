@@ -260,7 +260,7 @@ def test_runs_view_follows_a_training_process_without_a_reload(
     )
     command = [
         *(sys.executable, "-m", "convscope", "train", "sequential", "--data", "fashion-mnist"),
-        *("--epochs", "3", "--subset", "300", "--batch-size", "100"),
+        *("--epochs", "3", "--subset", "3000", "--batch-size", "100"),
         *("--probe-per-class", "2", "--record", "hidden", "--store", str(store)),
     ]
     log = tmp_path / "train.log"

@@ -156,7 +156,7 @@ export class MapCard {
     const confidence = this.probe?.confidence.get(this.tooltipState.epoch)?.[position];
     const index = this.probe?.indices[position] ?? position;
     const sprite = this.probe?.sprite;
-    const thumb = sprite ? `<div class="thumb" style='${styleText(thumbnailStyle(position, sprite, e.labels.length, 64))}'></div>` : '';
+    const thumb = sprite ? `<div class="thumb" style='${escapeHtml(styleText(thumbnailStyle(position, sprite, e.labels.length, 64)))}'></div>` : '';
     const verdict = predicted === undefined || predicted < 0 ? '' : predicted === label ? ' <span class="yes">✓</span>' : ' <span class="no">✗</span>';
     const conf = confidence !== undefined && Number.isFinite(confidence) ? ` (${(confidence * 100).toFixed(0)}%)` : '';
     return `<div class="tip">${thumb}<div><div><b>${escapeHtml(name(label))}</b></div>` +
