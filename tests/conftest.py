@@ -101,23 +101,8 @@ def recorded_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[
     Each trained 2 epochs on 2,000 Fashion-MNIST images with ``hidden`` recorded on
     100 probe images. Tests may add cached maps to it, but must not delete anything.
     """
-    from convscope.store import open_store
-    from convscope.train.loop import TrainConfig
-    from convscope.train.run import RunSettings, train_run
+    from tests.stores import train_tiny_study
 
     root = tmp_path_factory.mktemp("recorded") / "runs"
-    ids = []
-    with open_store(root) as store:
-        for model in ("sequential", "residual"):
-            settings = RunSettings(
-                model=model,
-                data="fashion-mnist",
-                config=TrainConfig(epochs=2, batch_size=100, seed=0),
-                record=("hidden",),
-                probe_per_class=10,
-                subset=2000,
-                study="tiny",
-                name=f"tiny/{model}",
-            )
-            ids.append(train_run(settings, store=store).run_id)
+    ids = train_tiny_study(root, subset=2000, probe_per_class=10)
     return root, ids

@@ -1,4 +1,4 @@
-"""Small real run stores the server and browser tests share (real data, real training)."""
+"""Small real run stores the tests share (real data, real training)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ from pathlib import Path
 TINY_MODELS = ("sequential", "residual")
 
 
-def build_tiny_store(root: Path) -> Path:
+def train_tiny_study(root: Path, *, subset: int = 300, probe_per_class: int = 5) -> list[str]:
     """Study ``tiny`` in a store at ``root``: one 2-epoch run of each of :data:`TINY_MODELS`.
 
-    Each trains on a 300-image stratified subset of Fashion-MNIST with ``hidden``
-    recorded on 50 probe images, and is tested on the whole test split (a few seconds).
+    Each trains on a ``subset``-image stratified subset of Fashion-MNIST with ``hidden``
+    recorded on ``probe_per_class`` probe images per class, and is tested on the whole
+    test split. Returns the run ids, in :data:`TINY_MODELS` order.
     """
     from convscope.store import open_store
     from convscope.train.loop import TrainConfig
     from convscope.train.run import RunSettings, train_run
 
+    ids = []
     with open_store(root) as store:
         for model in TINY_MODELS:
             settings = RunSettings(
@@ -24,10 +26,16 @@ def build_tiny_store(root: Path) -> Path:
                 data="fashion-mnist",
                 config=TrainConfig(epochs=2, batch_size=100, seed=0),
                 record=("hidden",),
-                probe_per_class=5,
-                subset=300,
+                probe_per_class=probe_per_class,
+                subset=subset,
                 study="tiny",
                 name=f"tiny/{model}",
             )
-            train_run(settings, store=store)
+            ids.append(train_run(settings, store=store).run_id)
+    return ids
+
+
+def build_tiny_store(root: Path) -> Path:
+    """The smallest such store (300 images, 50 probe images a run): a few seconds."""
+    train_tiny_study(root)
     return root

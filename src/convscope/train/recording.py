@@ -53,16 +53,6 @@ def conv_kernels(module: nn.Module) -> dict[str, np.ndarray]:
     return kernels
 
 
-def snapshot_layers(
-    module: nn.Module, probe: ProbeSet, spec: InputSpec, layers: list[str], batch_size: int = 500
-) -> dict[str, np.ndarray]:
-    """Outputs of ``layers`` for every probe image (float32, batch axis first).
-
-    A layer called several times in one forward pass contributes its last call.
-    """
-    return record_probe(module, probe, spec, layers, batch_size=batch_size)[0]
-
-
 def record_probe(
     module: nn.Module,
     probe: ProbeSet,
