@@ -62,7 +62,15 @@ async def _redirect(scope: Scope, send: Send, location: str) -> None:
 
 def create_app(config: ServeConfig) -> FastAPI:
     """The dashboard's app for ``config``."""
-    from convscope.serve import events, routes_models, routes_runs, static
+    from convscope.serve import (
+        events,
+        routes_browse,
+        routes_examples,
+        routes_models,
+        routes_runs,
+        routes_tiles,
+        static,
+    )
     from convscope.serve.security import SecurityMiddleware
 
     @asynccontextmanager
@@ -87,6 +95,9 @@ def create_app(config: ServeConfig) -> FastAPI:
     install_error_handlers(app)
     app.include_router(routes_runs.router)
     app.include_router(events.router)
+    app.include_router(routes_browse.router)
+    app.include_router(routes_tiles.router)
+    app.include_router(routes_examples.router)
     app.include_router(routes_models.router)
     app.include_router(static.static_router(static.package_static_dir()))
     app.add_middleware(BaseUrlMiddleware, base_url=config.base_url)
