@@ -5,11 +5,14 @@ A request names a zoo name, ``run:ID`` / ``run:ID@EPOCH`` of the server's store,
 ``--model`` at start: those are the only files the server ever reads, so a MODEL that
 looks like a path is refused. Loaded models stay in a pool bounded by count and by the
 bytes of their parameters (least recently used first out); ``run:ID`` is keyed by its
-latest epoch, so a run that trains on is reloaded when a new checkpoint lands.
+latest epoch, so a run that trains on is reloaded when a new checkpoint lands, and a
+``--model`` file is reloaded when it changes on disk (its modification time or size:
+:meth:`ModelPool.entry` gives that identity to the result cache too).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -23,8 +26,10 @@ from convscope.naming import close_matches
 from convscope.serve.errors import NotFoundError
 
 MAX_MODELS = 8
-MAX_BYTES = 2 * 1024**3
-"""Default bounds of the pool: models kept, and the bytes of their parameters and buffers."""
+MAX_MB = 2048
+MAX_BYTES = MAX_MB * 1024**2
+"""Default bounds of the pool: models kept, and the bytes of their parameters and buffers
+(``convscope serve --max-models`` and ``--models-mb``)."""
 
 FILE_REFUSED = (
     "a request never names a file: use a zoo name, run:ID[@EPOCH] or a model given with --model"
@@ -82,6 +87,21 @@ def check_model_name(spec: str, given: Mapping[str, str]) -> str:
     raise NotFoundError(f"unknown model {spec!r}{close_matches(spec, names)}; {SERVED_FORMS}")
 
 
+def file_stamp(spec: str) -> str:
+    """``"MTIME_NS:SIZE"`` of the file a ``--model`` string names (a checkpoint, a Keras
+    file, the ``.py`` of ``path/file.py:factory``); ``""`` when it names no file."""
+    candidates = [spec]
+    if ":" in spec:
+        candidates.append(spec.rpartition(":")[0])
+    for candidate in candidates:
+        try:
+            status = os.stat(candidate)
+        except (OSError, ValueError):
+            continue
+        return f"{status.st_mtime_ns}:{status.st_size}"
+    return ""
+
+
 def model_bytes(model: LoadedModel) -> int:
     """Approximate memory of a model: the bytes of its parameters and buffers."""
     tensors = [*model.module.parameters(), *model.module.buffers()]
@@ -92,7 +112,8 @@ class ModelPool:
     """Loaded models by MODEL string, least recently used evicted first; thread-safe.
 
     Two requests for a model not yet loaded load it once (the second waits for the
-    first). Probes hold the model's own lock (:mod:`convscope.probe.exclusive`), so one
+    first). A ``--model`` file that changed on disk since it was loaded is loaded
+    again. Probes hold the model's own lock (:mod:`convscope.probe.exclusive`), so one
     pooled model may serve several requests at once.
     """
 
@@ -110,7 +131,9 @@ class ModelPool:
         self.max_models = max_models
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._models: OrderedDict[str, tuple[LoadedModel, int]] = OrderedDict()
+        if max_models < 1 or max_bytes < 1:
+            raise ValueError("the pool must be able to hold a model")
+        self._models: OrderedDict[str, tuple[LoadedModel, int, str]] = OrderedDict()
         self._loading: dict[str, threading.Lock] = {}
         self._catalog: list[dict[str, Any]] | None = None
         self._catalog_lock = threading.Lock()
@@ -127,27 +150,51 @@ class ModelPool:
     def nbytes(self) -> int:
         """Bytes of the pooled models' parameters and buffers."""
         with self._lock:
-            return sum(size for _, size in self._models.values())
+            return sum(size for _, size, _ in self._models.values())
 
     def get(self, spec: str) -> LoadedModel:
         """The model ``spec`` names, loaded once and kept (blocking: call it in a worker)."""
+        return self.entry(spec)[1]
+
+    def entry(self, spec: str) -> tuple[str, LoadedModel]:
+        """``(identity, model)`` of ``spec``: its pool key (plus ``#`` and the file's stamp
+        for a ``--model`` file) and the model, loaded once and kept (blocking)."""
         key = self.key(self.resolve(spec))
+        stamp = self.stamp(key)
+        identity = f"{key}#{stamp}" if stamp else key
+        model = self._pooled(key, stamp)
+        if model is not None:
+            return identity, model
         with self._lock:
-            if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key][0]
             loading = self._loading.setdefault(key, threading.Lock())
         with loading:
-            with self._lock:
-                if key in self._models:
-                    return self._models[key][0]
+            model = self._pooled(key, stamp)
+            if model is not None:
+                return identity, model
             try:
                 model = self._load(key)
-                self._keep(key, model)
+                self._keep(key, model, stamp)
             finally:
                 with self._lock:
                     self._loading.pop(key, None)
-        return model
+        return identity, model
+
+    def stamp(self, key: str) -> str:
+        """The on-disk stamp of a ``--model`` file key (``""`` for any other model)."""
+        return file_stamp(key) if key in self.given.values() else ""
+
+    def _pooled(self, key: str, stamp: str) -> LoadedModel | None:
+        """The pooled model of ``key`` (now the most recently used), unless its file
+        changed since it was loaded (then it is dropped)."""
+        with self._lock:
+            entry = self._models.get(key)
+            if entry is None:
+                return None
+            if entry[2] != stamp:
+                del self._models[key]
+                return None
+            self._models.move_to_end(key)
+            return entry[0]
 
     def resolve(self, spec: str) -> str:
         """The MODEL string a request's ``spec`` stands for; refused ones raise."""
@@ -202,12 +249,12 @@ class ModelPool:
 
         return load_model(key, store=self.store)
 
-    def _keep(self, key: str, model: LoadedModel) -> None:
+    def _keep(self, key: str, model: LoadedModel, stamp: str = "") -> None:
         with self._lock:
-            self._models[key] = (model, model_bytes(model))
-            total = sum(size for _, size in self._models.values())
+            self._models[key] = (model, model_bytes(model), stamp)
+            total = sum(size for _, size, _ in self._models.values())
             while len(self._models) > 1 and (
                 len(self._models) > self.max_models or total > self.max_bytes
             ):
-                _, (_, size) = self._models.popitem(last=False)
+                _, (_, size, _) = self._models.popitem(last=False)
                 total -= size

@@ -4,6 +4,12 @@ Each route parses its parameters, takes the model from the pool and calls the sa
 library function as the CLI command, in the worker pool: JSON is the result's
 ``to_dict()`` (what ``--json`` prints) and a ``.png`` is the same result's figure, so a
 page shows the numbers the CLI prints. Activation maximisation runs as a job.
+
+Results and pictures are kept in the server's result cache
+(:class:`~convscope.serve.cache.ResultCache`, via :meth:`ServeState.cached`), keyed by
+the model's identity and weights, the route and its parameters: a JSON answer and its
+PNG share one computation, and a request asked again is not computed again. Images
+named by dataset or sample are read once (:func:`~convscope.serve.routes_tiles.picture_of`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from convscope.models.loaded import LoadedModel
 from convscope.probe.exclusive import exclusive
 from convscope.serve import images
 from convscope.serve.jobs import Job
+from convscope.serve.routes_tiles import check_upload, kernel_health, picture_of
 from convscope.serve.state import ServeState, state_of
 
 MAXIMIZE_BODY_BYTES = 64 * 1024
@@ -120,16 +127,23 @@ def _kernels(
 ) -> dict[str, Any] | bytes:
     from convscope.probe.kernels import kernel_set
 
-    model = state.models.get(spec)
-    kernels = kernel_set(model, layer)
-    grid = kernels.grid(options.pop("norm") or "per-kernel", **options)
+    def compute(model: LoadedModel) -> dict[str, Any] | bytes:
+        kernels = kernel_set(model, layer)
+        grid = kernels.grid(options["norm"] or "per-kernel", **_grid_options(options))
+        if draw:
+            return figure_bytes(grid.figure())
+        return grid.to_dict() | {"type": kernels.layer_type, "nonfinite": list(kernels.nonfinite)}
+
+    route = "kernels.png" if draw else "kernels"
+    result = state.cached(spec, route, {"layer": layer, **options}, compute)
     if draw:
-        return figure_bytes(grid.figure())
-    return grid.to_dict() | {
-        "type": kernels.layer_type,
-        "nonfinite": list(kernels.nonfinite),
-        "health": kernels.health().to_dict(),
-    }
+        return result
+    assert isinstance(result, dict)
+    return result | {"health": kernel_health(state, spec, layer)}
+
+
+def _grid_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in options.items() if name != "norm"}
 
 
 def _kernel_options(
@@ -177,11 +191,27 @@ def _features(state: ServeState, spec: str, layer: str, image: str, call: int) -
     from convscope.probe.activations import resolve_layers
     from convscope.probe.features import feature_maps, parse_layers
 
-    model = state.models.get(spec)
     layers = parse_layers(layer)
-    resolve_layers(model.module, layers)  # name errors before reading any image
-    picture = images.resolve_image(image, state.uploads, model.input_spec)
-    return feature_maps(model, picture, layers, call=call)
+
+    def compute(model: LoadedModel) -> Any:
+        resolve_layers(model.module, layers)  # name errors before reading any image
+        picture = picture_of(state, image, model.input_spec)
+        return feature_maps(model, picture, layers, call=call)
+
+    params = {"layers": layers, "image": image.strip(), "call": call}
+    check_upload(state, image)
+    return state.cached(spec, "features", params, compute)
+
+
+def _features_png(
+    state: ServeState, spec: str, layer: str, image: str, call: int, scale: str, top: int | None
+) -> bytes:
+    result = _features(state, spec, layer, image, call)
+    params = {"layers": result.names, "image": image.strip(), "call": call, "scale": scale,
+              "top": top}  # fmt: skip
+    return state.cached(
+        spec, "features.png", params, lambda _: figure_bytes(result.figure(scale=scale, top=top))
+    )
 
 
 @router.get("/api/models/{model:path}/features")
@@ -213,8 +243,7 @@ async def model_features_png(
         raise ConvscopeError(f"scale takes shared or per-map, not {scale!r}")
     if top is not None and top < 1:
         raise ConvscopeError(f"top must be at least 1, got {top}")
-    result = await state.run(_features, state, model, layer, image, call)
-    return png(await state.run(lambda: figure_bytes(result.figure(scale=scale, top=top))))
+    return png(await state.run(_features_png, state, model, layer, image, call, scale, top))
 
 
 # --------------------------------------------------------------------------- explain
@@ -237,10 +266,23 @@ def _explain(
     from convscope.probe.explain import explain, explainable
 
     position = parse_position(at)
-    model = state.models.get(spec)
-    explainable(model.module, layer)  # layer errors before reading any image
-    picture = images.resolve_image(image, state.uploads, model.input_spec)
-    return explain(model, layer, picture, position, channel=channel, call=call)
+
+    def compute(model: LoadedModel) -> Any:
+        explainable(model.module, layer)  # layer errors before reading any image
+        picture = picture_of(state, image, model.input_spec)
+        return explain(model, layer, picture, position, channel=channel, call=call)
+
+    params = {"layer": layer, "image": image.strip(), "at": position, "channel": channel,
+              "call": call}  # fmt: skip
+    check_upload(state, image)
+    return state.cached(spec, "explain", params, compute)
+
+
+def _explain_png(state: ServeState, spec: str, *args: Any) -> bytes:
+    result = _explain(state, spec, *args)
+    return state.cached(
+        spec, "explain.png", {"args": args}, lambda _: figure_bytes(result.figure())
+    )
 
 
 @router.get("/api/models/{model:path}/explain")
@@ -271,8 +313,7 @@ async def model_explain_png(
 ) -> Response:
     """The explanation figure, as ``convscope explain ... --out F.png``."""
     state = state_of(request)
-    result = await state.run(_explain, state, model, layer, image, at, channel, call)
-    return png(await state.run(lambda: figure_bytes(result.figure())))
+    return png(await state.run(_explain_png, state, model, layer, image, at, channel, call))
 
 
 # --------------------------------------------------------------------------- attribute
@@ -289,11 +330,25 @@ def _attribute(
     from convscope.probe.attribute import attribute_images, parse_methods
 
     methods = parse_methods(method)
-    model = state.models.get(spec)
-    pictures = images.resolve_images(
-        image, state.uploads, model.input_spec, limit=MAX_ATTRIBUTION_IMAGES
+
+    def compute(model: LoadedModel) -> list[Any]:
+        pictures = images.resolve_images(
+            image, state.uploads, model.input_spec, limit=MAX_ATTRIBUTION_IMAGES
+        )
+        return attribute_images(model, pictures, methods, target=target, layer=layer)
+
+    params = {"image": image.strip(), "methods": list(methods), "target": target, "layer": layer}
+    check_upload(state, image)
+    return state.cached(spec, "attribute", params, compute)
+
+
+def _attribute_png(state: ServeState, spec: str, *args: Any) -> bytes:
+    from convscope.render.attribution import attribution_figure
+
+    results = _attribute(state, spec, *args)
+    return state.cached(
+        spec, "attribute.png", {"args": args}, lambda _: figure_bytes(attribution_figure(results))
     )
-    return attribute_images(model, pictures, methods, target=target, layer=layer)
 
 
 @router.get("/api/models/{model:path}/attribute")
@@ -322,11 +377,8 @@ async def model_attribute_png(
     layer: str | None = None,
 ) -> Response:
     """The attribution figure, as ``convscope attribute ... --out F.png``."""
-    from convscope.render.attribution import attribution_figure
-
     state = state_of(request)
-    results = await state.run(_attribute, state, model, image, method, target, layer)
-    return png(await state.run(lambda: figure_bytes(attribution_figure(results))))
+    return png(await state.run(_attribute_png, state, model, image, method, target, layer))
 
 
 # --------------------------------------------------------------------------- maximize

@@ -6,13 +6,14 @@ thread pool off the event loop, so ``/api/health`` answers at once while a long
 computation runs; long work runs as a :class:`~convscope.serve.jobs.Job` with progress.
 The run store is SQLite in WAL mode: each call opens its own connection
 (:meth:`ServeState.store`), never one shared across threads, so a training process can
-write while the dashboard reads.
+write while the dashboard reads. Memory is bounded: the model pool by models and bytes,
+the result cache (:mod:`convscope.serve.cache`) by bytes, uploads and pictures by both.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from convscope.models.loaded import LoadedModel
+from convscope.serve.cache import CACHE_MB, ResultCache, result_key
 from convscope.serve.images import BoundedStore, upload_store
 from convscope.serve.jobs import KEEP_FINISHED, JobManager
-from convscope.serve.modelpool import ModelPool
+from convscope.serve.modelpool import MAX_MB, MAX_MODELS, ModelPool
 from convscope.serve.tracing import SharedOrAlone
 
 T = TypeVar("T")
@@ -46,6 +49,12 @@ class ServeConfig:
     base_url: str = "/"
     """The path prefix the app is served under (``/proxy/8765/`` behind JupyterHub)."""
     workers: int = WORKERS
+    max_models: int = MAX_MODELS
+    """Most models the pool keeps loaded (least recently used dropped first)."""
+    models_mb: int = MAX_MB
+    """Most MB of parameters and buffers the pooled models hold together."""
+    cache_mb: int = CACHE_MB
+    """Most MB of results (maps, tiles, pictures) the result cache keeps."""
 
 
 @dataclass
@@ -65,6 +74,8 @@ class ServeState:
     uploads: BoundedStore[str, Any] = field(init=False)
     pictures: BoundedStore[str, bytes] = field(init=False)
     """PNG bytes by job id (a maximisation's picture)."""
+    cache: ResultCache = field(init=False)
+    """Results the routes computed, by model identity, weights, route and parameters."""
 
     def __post_init__(self) -> None:
         self.executor = ThreadPoolExecutor(
@@ -75,7 +86,13 @@ class ServeState:
             max_workers=self.config.workers, thread_name_prefix="convscope-job"
         )
         self.jobs = JobManager(self.job_executor)
-        self.models = ModelPool(self.config.store, self.config.models)
+        self.models = ModelPool(
+            self.config.store,
+            self.config.models,
+            max_models=self.config.max_models,
+            max_bytes=self.config.models_mb * 1024**2,
+        )
+        self.cache = ResultCache(self.config.cache_mb * 1024**2)
         self.uploads = upload_store()
         self.pictures = BoundedStore(KEEP_FINISHED, 256 * 1024**2, len)
 
@@ -101,6 +118,28 @@ class ServeState:
 
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, call)
+
+    def cached(
+        self,
+        spec: str,
+        route: str,
+        params: dict[str, Any],
+        compute: Callable[[LoadedModel], T],
+        size: Callable[[T], int] | None = None,
+    ) -> T:
+        """``compute(model)`` for the model ``spec`` names, from the result cache when
+        this route was asked with these ``params`` before (blocking: call it in a worker).
+
+        The key holds the model's identity (pool key, a file's stamp) and its weights, so
+        another epoch or a changed ``--model`` file is another entry.
+        """
+        identity, model = self.models.entry(spec)
+        key = result_key(identity, model.weights, route, **params)
+        return self.cache.get_or_compute(key, lambda: compute(model), size)
+
+    def cached_key(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()`` under a key of the caller's (results that depend on no model)."""
+        return self.cache.get_or_compute(key, compute)
 
     @contextmanager
     def store(self) -> Iterator[Any]:
