@@ -141,9 +141,9 @@ def _from_run(ref: str, store_path: str | Path | None) -> LoadedModel:
         if epoch_text:
             epoch = _parse_epoch(epoch_text, ref)
             if epoch not in checkpoints:
-                raise ModelError(
-                    f"run {run.id} ({run.name}) has no checkpoint of epoch {epoch}; "
-                    f"it has epochs {_epoch_ranges(sorted(checkpoints))}"
+                raise ModelError(  # "unknown model": the dashboard answers it 404
+                    f"unknown model 'run:{ref}': run {run.id} ({run.name}) has no checkpoint "
+                    f"of epoch {epoch}; it has epochs {_epoch_ranges(sorted(checkpoints))}"
                 )
         else:
             epoch = max(checkpoints)
