@@ -197,3 +197,64 @@ def test_is_loopback(host: str, loopback: bool) -> None:
 def test_dashboard_url() -> None:
     assert dashboard_url("127.0.0.1", 8765, "/", None) == "http://127.0.0.1:8765/"
     assert dashboard_url("::1", 1, "/p/", "t") == "http://[::1]:1/p/?token=t"
+
+
+def test_help_states_the_memory_bounds_and_their_defaults() -> None:
+    from convscope.cli import serve_cmds
+    from convscope.serve.cache import CACHE_MB
+    from convscope.serve.modelpool import MAX_MB, MAX_MODELS
+
+    assert (serve_cmds.DEFAULT_MAX_MODELS, serve_cmds.DEFAULT_MODELS_MB) == (MAX_MODELS, MAX_MB)
+    assert serve_cmds.DEFAULT_CACHE_MB == CACHE_MB
+    done = subprocess.run(
+        [sys.executable, "-m", "convscope", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    text = " ".join(done.stdout.split())
+    assert done.returncode == 0
+    assert f"--max-models N most models kept loaded at once ({MAX_MODELS})" in text
+    assert f"together ({MAX_MB})" in text and f"0 keeps none ({CACHE_MB})" in text
+
+
+def test_the_bounds_reach_the_server(tmp_path: Path) -> None:
+    from convscope.cli.app import build_parser
+    from convscope.cli.serve_cmds import serve_config
+    from convscope.serve.state import ServeState
+
+    argv = ["serve", "--store", str(tmp_path), "--max-models", "2", "--models-mb", "64",
+            "--cache-mb", "16"]  # fmt: skip
+    config = serve_config(build_parser().parse_args(argv), 8765, None)
+    assert (config.max_models, config.models_mb, config.cache_mb) == (2, 64, 16)
+    state = ServeState(config)
+    try:
+        assert state.models.max_models == 2 and state.models.max_bytes == 64 * 1024**2
+        assert state.cache.max_bytes == 16 * 1024**2
+    finally:
+        state.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--max-models", "0"), ("--models-mb", "0"), ("--cache-mb", "-1")]
+)
+def test_bounds_that_leave_no_room_are_exit_2(tmp_path: Path, capsys, option, value) -> None:
+    from convscope.cli.app import main
+
+    assert main(["serve", "--port", "0", "--store", str(tmp_path), option, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"convscope: error: {option} must be at least") and err.count("\n") == 1
+
+
+def test_a_server_with_a_pool_of_one_serves_two_models_in_turn(tmp_path: Path) -> None:
+    from convscope.data.datasets import load_dataset
+
+    load_dataset("mnist", "test")  # a request never downloads one
+    with serve("--store", str(tmp_path), "--max-models", "1", "--cache-mb", "0") as served:
+        for model, layer in [("lenet5", "conv2d_1"), ("lenet", "conv2d_1"), ("lenet5", "conv2d_1")]:
+            url = f"{served.local}api/models/{model}/features/tiles"
+            answer = httpx.get(url, params={"layer": layer, "image": "mnist:test:0"}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["model"] == model
+        status, err = served.stop()
+    assert status == 0 and "Traceback" not in err

@@ -1,6 +1,7 @@
 """``convscope serve``: the dashboard, a local web server over the same probes as the CLI.
 
-FastAPI and uvicorn are imported inside the handler only, so ``--help`` stays quick.
+FastAPI and uvicorn are imported inside the handler only, so ``--help`` stays quick
+(the bounds' defaults are plain numbers here, checked against the server's in the tests).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from convscope.errors import ConvscopeError
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+DEFAULT_MAX_MODELS = 8
+DEFAULT_MODELS_MB = 2048
+DEFAULT_CACHE_MB = 256
+"""Memory bounds: as :data:`convscope.serve.modelpool.MAX_MODELS` / ``MAX_MB`` and
+:data:`convscope.serve.cache.CACHE_MB` (not imported, so ``--help`` loads no server)."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -30,7 +36,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Start the dashboard: everything the CLI draws, interactive, and live while a\n"
         "model trains (`convscope train` or `study` writing the same --store beside it).\n\n"
         "Security: it listens on 127.0.0.1 only and refuses requests sent under another\n"
-        "host name; another --host needs a token (one is made and printed if not given).",
+        "host name; another --host needs a token (one is made and printed if not given).\n\n"
+        "Memory: loaded models are kept in a pool of at most --max-models models and\n"
+        "--models-mb MB of weights, results (maps, tiles, pictures) in a cache of at most\n"
+        "--cache-mb MB; the least recently used go first.",
         "  convscope serve                                  # then open the URL it prints\n"
         "  convscope serve --store demo-out/runs --open     # and open the browser\n"
         "  convscope serve --model lenet.ckpt --port 0      # a checkpoint too; any free port\n"
@@ -66,6 +75,27 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="/",
         metavar="PATH",
         help="the path prefix the dashboard is served under (/)",
+    )
+    serve.add_argument(
+        "--max-models",
+        type=int,
+        default=DEFAULT_MAX_MODELS,
+        metavar="N",
+        help=f"most models kept loaded at once ({DEFAULT_MAX_MODELS})",
+    )
+    serve.add_argument(
+        "--models-mb",
+        type=int,
+        default=DEFAULT_MODELS_MB,
+        metavar="MB",
+        help=f"most MB of weights the loaded models hold together ({DEFAULT_MODELS_MB})",
+    )
+    serve.add_argument(
+        "--cache-mb",
+        type=int,
+        default=DEFAULT_CACHE_MB,
+        metavar="MB",
+        help=f"most MB of results (maps, tiles, pictures) kept; 0 keeps none ({DEFAULT_CACHE_MB})",
     )
     serve.add_argument("--open", action="store_true", help="open the dashboard in a browser")
     serve.set_defaults(handler=run_serve)
@@ -121,13 +151,41 @@ def check_store(store: Path) -> None:
         raise ConvscopeError(f"{store} is a file, not a run store directory; pass another --store")
 
 
+def check_bounds(args: argparse.Namespace) -> None:
+    """The memory bounds must let the server work: one model at least, no negative MB."""
+    if args.max_models < 1:
+        raise ConvscopeError(f"--max-models must be at least 1, not {args.max_models}")
+    if args.models_mb < 1:
+        raise ConvscopeError(f"--models-mb must be at least 1, not {args.models_mb}")
+    if args.cache_mb < 0:
+        raise ConvscopeError(f"--cache-mb must be at least 0, not {args.cache_mb}")
+
+
+def serve_config(args: argparse.Namespace, port: int, token: str | None) -> Any:
+    """The server's :class:`~convscope.serve.state.ServeConfig` for ``serve``'s options."""
+    from convscope.serve.app import normalized_base_url
+    from convscope.serve.state import ServeConfig
+
+    return ServeConfig(
+        store=args.store,
+        models=tuple(args.models),
+        host=args.host,
+        port=port,
+        token=token,
+        base_url=normalized_base_url(args.base_url),
+        max_models=args.max_models,
+        models_mb=args.models_mb,
+        cache_mb=args.cache_mb,
+    )
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import secrets
 
-    from convscope.serve.app import create_app, normalized_base_url
-    from convscope.serve.state import ServeConfig
+    from convscope.serve.app import create_app
 
     check_store(args.store)
+    check_bounds(args)
     token = args.token
     if token is not None and not re.fullmatch(r"[A-Za-z0-9._~-]+", token):
         raise ConvscopeError(
@@ -137,14 +195,7 @@ def run_serve(args: argparse.Namespace) -> int:
         token = secrets.token_urlsafe(24)
     sock = listen(args.host, args.port)
     port = sock.getsockname()[1]
-    config = ServeConfig(
-        store=args.store,
-        models=tuple(args.models),
-        host=args.host,
-        port=port,
-        token=token,
-        base_url=normalized_base_url(args.base_url),
-    )
+    config = serve_config(args, port, token)
     app = create_app(config)
     url = dashboard_url(args.host, port, config.base_url, token)
     print(f"convscope dashboard: {url} (Ctrl-C stops it)", flush=True)

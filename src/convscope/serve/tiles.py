@@ -103,12 +103,11 @@ def quantize_maps(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
         hi = np.where(ok, flat, -np.inf).max(axis=1)
         empty = ~ok.any(axis=1)
         lo[empty], hi[empty] = 0, 0
+        flat = np.where(ok, flat, lo[:, None])  # coded 0 below, without NaN arithmetic
     lo64, hi64 = lo.astype(np.float64), hi.astype(np.float64)
     span = hi64 - lo64
     scale = np.divide(255.0, span, out=np.zeros_like(span), where=span > 0)
     codes = np.rint((flat - lo64[:, None]) * scale[:, None])
-    if not finite.all():
-        codes[~ok] = 0
     codes = np.clip(codes, 0, 255).astype(np.uint8)
     return codes.reshape(maps.shape), lo, hi, finite
 
