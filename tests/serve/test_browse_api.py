@@ -230,6 +230,9 @@ def test_a_dataset_that_needs_a_download_is_not_fetched_in_a_request(
     for url in (
         "/api/datasets/mnist/images",
         "/api/models/lenet5/predict?image=mnist:test:0",
+        "/api/image.png?image=mnist:test:0",
+        "/api/models/lenet5/features?layer=conv2d_1&image=mnist:test:0",
+        "/api/models/lenet5/explain?layer=conv2d_1&image=mnist:test:0&at=1,1",
     ):
         message = error_of(client, url, 409)
         assert message.startswith("dataset mnist is not on this machine yet")

@@ -245,7 +245,7 @@ def test_runs_of_the_store_are_served_at_each_epoch(tiny_store: Path, tiny_ids) 
             assert data["weights"] == model.weights
         pool = client.app.state.convscope.models
         assert pool.key(f"run:{run}") == f"run:{run}@2" and len(pool) == 2
-        message = error_of(client, f"/api/models/run:{run}@99/layers", 400)
+        message = error_of(client, f"/api/models/run:{run}@99/layers", 404)
         assert "no checkpoint of epoch 99" in message
         assert "no run" in error_of(client, "/api/models/run:nosuchrun/layers", 404)
 

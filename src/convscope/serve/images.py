@@ -140,8 +140,18 @@ def resolve_images(
             pixels = match_channels(pixels, channels)
         return [InputImage(spec, pixels)]
     dataset, split, start, stop = parse_dataset_spec(spec, limit=None)
+    require_local(dataset, split)
     stream = DatasetStream(dataset, split, start, stop, channels)
     return stream.images(0, min(limit, len(stream)))
+
+
+def require_local(dataset: str, split: str) -> None:
+    """Refuse (409) a dataset split that would have to be downloaded first: a request
+    never starts a download (``convscope data fetch`` does)."""
+    from convscope.data.browse import is_local, not_local_line
+
+    if not is_local(dataset, split):
+        raise HTTPException(409, not_local_line(dataset))
 
 
 def resolve_image(

@@ -218,14 +218,12 @@ async def dataset_images(
 
 def require_local_image(spec: str) -> None:
     """Refuse (409) a dataset SPEC whose dataset would have to be downloaded first."""
-    from convscope.data.browse import is_local, not_local_line
     from convscope.data.spec import parse_dataset_spec
 
     if spec.startswith(("sample:", "upload:")):
         return
     dataset, split, _, _ = parse_dataset_spec(spec, limit=None)
-    if not is_local(dataset, split):
-        raise HTTPException(409, not_local_line(dataset))
+    images.require_local(dataset, split)
 
 
 def prediction(state: ServeState, spec: str, image: str, top: int) -> dict[str, Any]:
