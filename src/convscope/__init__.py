@@ -10,6 +10,7 @@ The public API, imported lazily so that ``convscope --version`` stays fast::
     convscope.feature_maps(model, "fashion-mnist:test:0", ["conv2D_1", "pool1"])
     convscope.activations(model, "fashion-mnist:test:0-10000", ["hidden"])  # N x 128
     convscope.show_images("fashion-mnist")            # a 10x10 grid titled with class names
+    convscope.top_activations(model, "conv2D_2", channel=5)  # the images it likes most and least
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ _EXPORTS = {
     "open_images": ("convscope.data.stream", "open_images"),
     "show_images": ("convscope.data.grid", "show_images"),
     "explain": ("convscope.probe.explain", "explain"),
+    "top_activations": ("convscope.probe.examples", "top_activations"),
+    "example_images": ("convscope.probe.examples", "example_images"),
     "attribute": ("convscope.probe.attribute", "attribute"),
     "maximize": ("convscope.probe.maximize", "maximize"),
     "diagram": ("convscope.probe.graph", "model_graph"),

@@ -81,6 +81,7 @@ def build_parser() -> ArgumentParser:
     from convscope.cli import (
         attribute_cmds,
         embed_cmds,
+        examples_cmds,
         export_cmds,
         feature_cmds,
         kernel_cmds,
@@ -95,6 +96,7 @@ def build_parser() -> ArgumentParser:
     feature_cmds.register(commands)
     maximize_cmds.register(commands)
     attribute_cmds.register(commands)
+    examples_cmds.register(commands)
     embed_cmds.register(commands)
     report_cmds.register(commands)
     export_cmds.register(commands)
