@@ -154,3 +154,17 @@ def test_both_routes_are_in_the_schema_with_the_contract_parameters(client: Test
         route = paths[f"/api/models/{{model}}/examples{suffix}"]["get"]
         names = {p["name"] for p in route["parameters"]}
         assert names >= {"model", "layer", "channel", "image", "top"}
+
+
+def test_a_dataset_not_on_this_machine_is_a_409_not_a_download(
+    client: TestClient, tiny_ids, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import convscope.data.browse
+
+    monkeypatch.setattr(convscope.data.browse, "is_local", lambda _name, _split: False)
+    params = {"layer": "hidden", "channel": 1, "image": "fashion-mnist:test:0-10"}
+    line = error_of(client, url("sequential"), params, 409)
+    assert "convscope data fetch fashion-mnist" in line
+    del params["image"]  # the run's probe set lies in the training split
+    line = error_of(client, url(f"run:{tiny_ids['sequential']}@1"), params, 409)
+    assert "convscope data fetch fashion-mnist" in line

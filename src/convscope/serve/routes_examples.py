@@ -4,7 +4,8 @@ Thin over :func:`convscope.probe.examples.top_activations`, as ``convscope examp
 the JSON is the result's ``to_dict()`` (what ``--json`` prints), the PNG its figure.
 A request names its images as the other routes do (a dataset range, a sample, an
 upload; never a file), or none: then the model's run's probe set, or a stratified
-sample of its dataset (:func:`~convscope.probe.examples.example_images`).
+sample of its dataset (:func:`~convscope.probe.examples.example_images`). A dataset
+not on this machine is a 409 naming ``convscope data fetch``, never a download.
 
 Small work is answered at once. The default set, a set of more than
 :data:`SYNC_IMAGES` images or a model of more than :data:`SYNC_PARAMS` parameters is
@@ -16,6 +17,7 @@ numbers), so another channel of the same layer and images is answered without a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -146,7 +148,29 @@ def request_images(spec: str, state: ServeState, input_spec: Any) -> ExampleSet:
             ListStream(images.resolve_images(spec, state.uploads, input_spec), spec)
         )
     dataset, split, start, stop = parse_dataset_spec(spec, limit=None)
+    images.require_local(dataset, split)  # a request never starts a download (409)
     return ExampleSet.of(DatasetStream(dataset, split, start, stop, input_spec.channels))
+
+
+def default_images(state: ServeState, model: Any) -> ExampleSet:
+    """The default set of ``model`` (see :func:`example_images`), if its dataset is on
+    this machine: a request never starts a download (409 with the fetch command)."""
+    from convscope.errors import DataError
+    from convscope.probe.examples import run_of
+
+    run = run_of(model)
+    if run is not None:
+        from convscope.train.run import run_settings
+
+        with state.store() as store:
+            settings = run_settings(store.run(run))
+        for split in ("train", settings.validation):
+            if split:
+                images.require_local(settings.data, split)
+    elif model.dataset:
+        with contextlib.suppress(DataError):  # one convscope cannot read: said below
+            images.require_local(model.dataset, "test")
+    return example_images(model, state.config.store)
 
 
 def plan(state: ServeState, cache: ExampleCache, ask: Ask) -> Plan:
@@ -161,7 +185,7 @@ def plan(state: ServeState, cache: ExampleCache, ask: Ask) -> Plan:
     if found is not None:
         return Plan(key, result=found.select(ask.channel, ask.top))
     if ask.image is None:
-        chosen = example_images(model, state.config.store)
+        chosen = default_images(state, model)
     else:
         chosen = request_images(ask.image, state, model.input_spec)
     params = sum(p.numel() for p in model.module.parameters())
