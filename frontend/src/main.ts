@@ -7,9 +7,11 @@ import { LiveFeed, type Connection } from './live';
 import { formatRoute, parseRoute, type View } from './router';
 import type { Cleanup, ViewContext } from './view';
 import { exploreView } from './views/explore';
+import { modelView } from './views/model';
 import { runsView } from './views/runs';
 
-const VIEWS: Record<View, (root: HTMLElement, ctx: ViewContext) => Cleanup> = { runs: runsView, explore: exploreView };
+const VIEWS: Record<View, (root: HTMLElement, ctx: ViewContext) => Cleanup> = { runs: runsView, explore: exploreView, model: modelView };
+const TITLES: Record<View, string> = { runs: 'Runs', explore: 'Embedding explorer', model: 'Model explorer' };
 const LIVE_TEXT: Record<Connection, string> = { connecting: 'connecting…', live: 'live', reconnecting: 'reconnecting…' };
 
 function shell(app: HTMLElement) {
@@ -20,6 +22,7 @@ function shell(app: HTMLElement) {
     { 'aria-label': 'views' },
     h('a', { href: '#/runs', 'data-view': 'runs' }, 'Runs'),
     h('a', { href: '#/explore', 'data-view': 'explore' }, 'Embedding explorer'),
+    h('a', { href: '#/model', 'data-view': 'model' }, 'Model explorer'),
   );
   const skip = h('a', { class: 'skip-link', href: '#/' }, 'Skip to content');
   const main = h('main', { id: 'main', tabindex: '-1' });
@@ -67,7 +70,7 @@ function start() {
       if (a.dataset.view === route.view) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
-    document.title = route.view === 'explore' ? 'Embedding explorer · convscope' : 'Runs · convscope';
+    document.title = `${TITLES[route.view]} · convscope`;
     const ctx: ViewContext = {
       live,
       params: route.params,

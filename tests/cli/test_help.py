@@ -59,7 +59,7 @@ def test_help_has_examples_that_parse(
 
 
 # First examples that need no dataset, run or network, and run in a few seconds.
-RUNNABLE = [("models",), ("summary",), ("layers",), ("kernels",), ("diagram",), ("data", "list")]
+RUNNABLE = [("models",), ("summary",), ("layers",), ("kernels",), ("diagram",), ("examples",), ("data", "list")]
 
 
 @pytest.mark.parametrize("command", RUNNABLE, ids=" ".join)

@@ -1,6 +1,7 @@
 // The runs table: status (running is live), model, dataset, epochs done/planned and test
 // accuracy, with a checkbox per run to compare its curves.
 import { acc, h } from '../dom';
+import { formatRoute } from '../router';
 import type { RunSummary } from '../types';
 
 export function statusBadge(status: string): HTMLElement {
@@ -22,7 +23,13 @@ export function runsTable(runs: readonly RunSummary[], selected: ReadonlySet<str
       'tr',
       { class: selected.has(run.id) ? 'picked' : '', 'data-run': run.id },
       h('td', { class: 'pick' }, box, colour ? h('span', { class: 'swatch', style: `background:${colour}`, 'aria-hidden': 'true' }) : null),
-      h('td', {}, h('label', { for: `pick-${run.id}` }, run.name), h('div', { class: 'muted mono' }, run.id)),
+      h(
+        'td',
+        {},
+        h('label', { for: `pick-${run.id}` }, run.name),
+        h('div', { class: 'muted mono' }, run.id),
+        h('a', { class: 'small model-link', href: formatRoute('model', { model: `run:${run.id}` }), 'data-testid': 'open-in-model-explorer' }, 'Open in model explorer', h('span', { class: 'sr-only' }, `: ${run.name}`)),
+      ),
       h('td', {}, run.study ?? '–'),
       h('td', {}, run.model),
       h('td', {}, run.dataset),
