@@ -22,9 +22,27 @@ Maps are computed once before timing (warm cache); with ``--store`` that is the 
 thing written into the store. Without ``--store`` a study like the demo's is trained
 into a temporary store first (a few minutes on 2 cores).
 
+3. the model explorer (``--part explorer``; a second ``convscope serve`` process, over a
+   temporary store with one ``lenet5`` run trained for ``--switch-epochs`` epochs):
+
+   - ``features/tiles`` warm (model loaded, the request not cached: a new image each
+     time, the layers taken in turn) for ``lenet``, ``lenet5`` and ``sequential``, the
+     JSON alone and the JSON with its PNG. Goal: p95 < 50 ms.
+   - ``resnet50`` (torchvision's architecture, random init) at 224x224: the same for
+     ``conv1``, ``layer1`` ... ``layer4``, against the bare forward pass of the same
+     images (``module(batch)`` in eval mode under ``torch.no_grad`` or
+     ``torch.inference_mode``, whichever is faster) timed in this process in turn with
+     the requests. Goal: p95 of each layer's JSON + PNG <= 1.3 x the bare pass's p95.
+   - the epoch slider on the recorded run: for each epoch in turn (none asked before),
+     ``kernels/tiles`` + its PNG + ``features/tiles`` + its PNG of ``run:ID@EPOCH``, one
+     after the other (checkpoint load, forward, pictures). Goal: p95 < 300 ms.
+   - a repeated ``features/tiles`` request and its PNG (from the result cache), and
+     ``/api/health`` as the baseline of every ratio.
+
 The last line of stdout is one JSON object.
 
     python benchmarks/serve.py [--store DIR] [--requests 1000] [--concurrency 50]
+    python benchmarks/serve.py --part explorer     # the explorer's figures only (a minute)
 """
 
 from __future__ import annotations
@@ -77,10 +95,11 @@ def make_store(root: Path) -> Path:
 class Server:
     """A ``convscope serve --port 0 --store DIR`` process; its port once it answers."""
 
-    def __init__(self, store: Path, log: Path) -> None:
+    def __init__(self, store: Path, log: Path, *options: str) -> None:
         self.log = log.open("w")
+        command = [sys.executable, "-m", "convscope", "serve", "--port", "0"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "convscope", "serve", "--port", "0", "--store", str(store)],
+            [*command, "--store", str(store), *options],
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
@@ -283,21 +302,42 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="timings per route (200)")
     parser.add_argument("--time-limit", type=float, default=300.0, help="of the load, s (300)")
     parser.add_argument("--seed", type=int, default=0, help="of the load's order (0)")
+    parser.add_argument(
+        "--part",
+        choices=("all", "dashboard", "explorer"),
+        default="all",
+        help="the run store's routes and the load (dashboard), the model explorer's "
+        "routes (explorer), or both (all, the default)",
+    )
+    parser.add_argument(
+        "--tile-samples", type=int, default=40, help="timings per explorer figure (40)"
+    )
+    parser.add_argument(
+        "--switch-epochs",
+        type=int,
+        default=24,
+        help="epochs of the lenet5 run whose epoch slider is timed (24: 25 checkpoints)",
+    )
     args = parser.parse_args()
 
+    figures: dict = {}
     with tempfile.TemporaryDirectory(prefix="convscope-bench-serve-") as folder:
         root = Path(folder)
-        store = args.store if args.store is not None else make_store(root)
-        if not (store / "convscope.db").is_file():
-            raise SystemExit(f"{store} is not a run store (no convscope.db)")
-        server = Server(store, root / "server.log")
-        try:
-            figures = measure(server, store, args)
-        finally:
-            server.stop()
-        log = (root / "server.log").read_text()
-        figures["server_tracebacks"] = log.count("Traceback")
-    report(figures)
+        if args.part in ("all", "dashboard"):
+            store = args.store if args.store is not None else make_store(root)
+            if not (store / "convscope.db").is_file():
+                raise SystemExit(f"{store} is not a run store (no convscope.db)")
+            server = Server(store, root / "server.log")
+            try:
+                figures = measure(server, store, args)
+            finally:
+                server.stop()
+            log = (root / "server.log").read_text()
+            figures["server_tracebacks"] = log.count("Traceback")
+            report(figures)
+        if args.part in ("all", "explorer"):
+            figures["explorer"] = measure_explorer(root, args)
+            report_explorer(figures["explorer"])
     print(json.dumps(figures))
 
 
@@ -399,6 +439,246 @@ def report(f: dict) -> None:
     )
     for line in load["errors"]:
         print(f"  error answer: {line}")
+    print(f"  ({f['cpu_count']} cores, 1-min load average {f['load_average_1min']} at the end)")
+
+
+# --------------------------------------------------------------------------- the explorer
+
+TILE_MODELS = {  # MNIST-size zoo models: layers to show, the images to show them on
+    "lenet": (("conv2d_1", "max_pooling2d_1", "conv2d_2", "max_pooling2d_2"), "mnist"),
+    "lenet5": (("conv2d_1", "max_pooling2d_1", "conv2d_2", "max_pooling2d_2"), "mnist"),
+    "sequential": (("conv2D_1", "conv2D_2", "pool1", "conv2D_3", "pool2"), "fashion-mnist"),
+}
+RESNET_LAYERS = ("conv1", "layer1", "layer2", "layer3", "layer4")
+RESNET_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "camera")
+TILES_GOAL_MS = 50.0
+RESNET_GOAL_RATIO = 1.3
+SWITCH_GOAL_MS = 300.0
+SWITCH_LAYER = "conv2d_1"
+
+
+def make_lenet5_run(root: Path, epochs: int) -> tuple[Path, str]:
+    """A ``lenet5`` run of ``epochs`` epochs on 1,000 MNIST images (a checkpoint each)."""
+    store = root / "lenet5-runs"
+    command = [sys.executable, "-m", "convscope", "train", "lenet5", "--data", "mnist",
+               "--epochs", str(epochs), "--subset", "1000", "--store", str(store), "--json"]  # fmt: skip
+    print("training:", " ".join(command[2:]), flush=True)
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return store, json.loads(done.stdout)["run_id"]
+
+
+def timed_get(client: httpx.Client, path: str) -> tuple[float, httpx.Response]:
+    started = time.perf_counter()
+    response = client.get(path)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise SystemExit(f"{path} answered {response.status_code}: {response.text[:300]}")
+    return elapsed, response
+
+
+def tiles_pair(client: httpx.Client, path: str) -> tuple[float, float]:
+    """Seconds of a tiles JSON request, and of it with its PNG (the URL it names)."""
+    json_s, response = timed_get(client, path)
+    png_s, _ = timed_get(client, "/" + response.json()["png"])
+    return json_s, json_s + png_s
+
+
+def features_path(model: str, layer: str, image: str) -> str:
+    query = f"layer={quote(layer)}&image={quote(image, safe='')}"
+    return f"/api/models/{quote(model, safe='')}/features/tiles?{query}"
+
+
+def kernels_path(model: str, layer: str) -> str:
+    return f"/api/models/{quote(model, safe='')}/kernels/tiles?layer={quote(layer)}"
+
+
+def bare_forward(images: list[str]) -> dict:
+    """The bare forward pass of ``resnet50`` (random init, as the server builds it) on the
+    images prepared as the server prepares them: ``{image: callable}`` per mode."""
+    import torch
+
+    import convscope
+    from convscope.probe.features import prepare_input
+
+    model = convscope.load_model("resnet50")
+    module = model.module.eval()
+    batches = {image: prepare_input(model, image).batch for image in images}
+
+    def run(image: str, mode: str) -> float:
+        context = torch.inference_mode() if mode == "inference_mode" else torch.no_grad()
+        started = time.perf_counter()
+        with context:
+            module(batches[image])
+        return time.perf_counter() - started
+
+    return {"run": run}
+
+
+def measure_explorer(root: Path, args: argparse.Namespace) -> dict:
+    """The explorer's figures (see the module docstring, part 3)."""
+    from convscope.data.datasets import load_dataset
+
+    for dataset in ("mnist", "fashion-mnist"):  # a request never downloads a dataset
+        load_dataset(dataset, "test")
+    started = time.perf_counter()
+    store, run_id = make_lenet5_run(root, args.switch_epochs)
+    trained_s = time.perf_counter() - started
+    samples = args.tile_samples
+    resnet_images = [f"sample:{name}" for name in RESNET_IMAGES]
+    resnet_images += [f"fashion-mnist:test:{i}" for i in range(samples - len(resnet_images))]
+    bare = bare_forward(resnet_images)
+    server = Server(store, root / "explorer.log")
+    try:
+        with httpx.Client(base_url=server.base, timeout=600) as client:
+            rss_start = server.rss_mb()
+            figures = explorer_latencies(
+                client, run_id, args.switch_epochs, samples, resnet_images, bare
+            )
+            figures["rss_mb_start"] = rss_start.get("VmRSS")
+            figures["rss_mb_end"] = server.rss_mb().get("VmRSS")
+            figures["rss_peak_mb"] = server.rss_mb().get("VmHWM")
+    finally:
+        server.stop()
+    figures["server_tracebacks"] = (root / "explorer.log").read_text().count("Traceback")
+    figures["lenet5_run"] = {"epochs": args.switch_epochs, "trained_in_s": round(trained_s, 1)}
+    figures["cpu_count"] = os.cpu_count()
+    figures["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return figures
+
+
+def explorer_latencies(
+    client: httpx.Client,
+    run_id: str,
+    epochs: int,
+    samples: int,
+    resnet_images: list[str],
+    bare: dict,
+) -> dict:
+    health: list[float] = []
+
+    def baseline() -> None:
+        health.append(timed_get(client, "/api/health")[0])
+
+    # warm: every model loaded, every layer's number of calls learnt (one request each)
+    for model, (layers, dataset) in TILE_MODELS.items():
+        for layer in layers:
+            tiles_pair(client, features_path(model, layer, f"{dataset}:test:9999"))
+    for layer in RESNET_LAYERS:
+        tiles_pair(client, features_path("resnet50", layer, "fashion-mnist:test:9999"))
+    for image in resnet_images[:2]:
+        bare["run"](image, "no_grad"), bare["run"](image, "inference_mode")
+
+    tiles: dict[str, dict[str, list[float]]] = {m: {"json": [], "pair": []} for m in TILE_MODELS}
+    for i in range(samples):  # a new image each time: nothing of it is cached
+        for model, (layers, dataset) in TILE_MODELS.items():
+            layer = layers[i % len(layers)]
+            json_s, pair_s = tiles_pair(client, features_path(model, layer, f"{dataset}:test:{i}"))
+            tiles[model]["json"].append(json_s)
+            tiles[model]["pair"].append(pair_s)
+            baseline()
+
+    resnet: dict[str, dict[str, list[float]]] = {
+        layer: {"json": [], "pair": []} for layer in RESNET_LAYERS
+    }
+    forward: dict[str, list[float]] = {"no_grad": [], "inference_mode": []}
+    for image in resnet_images:
+        for mode in forward:
+            forward[mode].append(bare["run"](image, mode))
+        for layer in RESNET_LAYERS:
+            json_s, pair_s = tiles_pair(client, features_path("resnet50", layer, image))
+            resnet[layer]["json"].append(json_s)
+            resnet[layer]["pair"].append(pair_s)
+        baseline()
+
+    switch: list[float] = []
+    for epoch in range(epochs + 1):  # epochs 0 (before the first update) .. epochs
+        ref = f"run:{run_id}@{epoch}"
+        started = time.perf_counter()
+        tiles_pair(client, kernels_path(ref, SWITCH_LAYER))
+        tiles_pair(client, features_path(ref, SWITCH_LAYER, "mnist:test:0"))
+        switch.append(time.perf_counter() - started)
+        baseline()
+
+    repeat: dict[str, list[float]] = {"json": [], "pair": []}
+    path = features_path("lenet5", "conv2d_1", "mnist:test:0")
+    tiles_pair(client, path)
+    for _ in range(samples):
+        json_s, pair_s = tiles_pair(client, path)
+        repeat["json"].append(json_s)
+        repeat["pair"].append(pair_s)
+        baseline()
+    return summarize_explorer(health, tiles, resnet, forward, switch, repeat)
+
+
+def summarize_explorer(health, tiles, resnet, forward, switch, repeat) -> dict:
+    base = percentiles(health)
+    tile_figures = {m: {k: percentiles(v) for k, v in d.items()} for m, d in tiles.items()}
+    forward_figures = {mode: percentiles(v) for mode, v in forward.items()}
+    bare_p95 = min(f["p95"] for f in forward_figures.values())
+    resnet_figures = {
+        layer: {k: percentiles(v) for k, v in d.items()} for layer, d in resnet.items()
+    }
+    resnet_ratio = {
+        layer: round(f["pair"]["p95"] / bare_p95, 3) for layer, f in resnet_figures.items()
+    }
+    switch_figures = percentiles(switch)
+    repeat_figures = {k: percentiles(v) for k, v in repeat.items()}
+    goals = {
+        "features_tiles_p95_ms": {m: TILES_GOAL_MS for m in tiles},
+        "resnet50_ratio_p95_vs_bare_forward": RESNET_GOAL_RATIO,
+        "epoch_switch_p95_ms": SWITCH_GOAL_MS,
+    }
+    met = {
+        "features_tiles": {m: f["pair"]["p95"] < TILES_GOAL_MS for m, f in tile_figures.items()},
+        "resnet50": max(resnet_ratio.values()) <= RESNET_GOAL_RATIO,
+        "epoch_switch": switch_figures["p95"] < SWITCH_GOAL_MS,
+    }
+    return {
+        "health_ms": base,
+        "features_tiles_ms": tile_figures,
+        "features_tiles_ratio_p95_vs_health": {
+            m: round(f["pair"]["p95"] / base["p95"], 1) for m, f in tile_figures.items()
+        },
+        "resnet50_bare_forward_ms": forward_figures,
+        "resnet50_features_tiles_ms": resnet_figures,
+        "resnet50_ratio_p95_vs_bare_forward": resnet_ratio,
+        "epoch_switch_ms": switch_figures,
+        "epoch_switches": len(switch),
+        "epoch_switch_ratio_p95_vs_health": round(switch_figures["p95"] / base["p95"], 1),
+        "cached_repeat_ms": repeat_figures,
+        "cached_repeat_ratio_p95_vs_health": round(repeat_figures["pair"]["p95"] / base["p95"], 1),
+        "goals": goals,
+        "goals_met": met,
+    }
+
+
+def report_explorer(f: dict) -> None:
+    def line(name: str, lat: dict, extra: str = "") -> None:
+        print(f"{name:<58} {lat['p50']:>8.2f} {lat['p95']:>8.2f}  {extra}")
+
+    print()
+    print(f"{'model explorer (one request at a time)':<58} {'p50 ms':>8} {'p95 ms':>8}  goal")
+    line("/api/health (baseline)", f["health_ms"])
+    for model, lat in f["features_tiles_ms"].items():
+        ok = "met" if f["goals_met"]["features_tiles"][model] else "MISSED"
+        line(f"{model}: features/tiles (JSON)", lat["json"])
+        line(f"{model}: features/tiles + tiles.png", lat["pair"], f"< {TILES_GOAL_MS:.0f} ms: {ok}")
+    for mode, lat in f["resnet50_bare_forward_ms"].items():
+        line(f"resnet50 224x224: bare forward ({mode})", lat)
+    for layer, lat in f["resnet50_features_tiles_ms"].items():
+        ratio = f["resnet50_ratio_p95_vs_bare_forward"][layer]
+        ok = "met" if ratio <= RESNET_GOAL_RATIO else "MISSED"
+        line(f"resnet50 {layer}: features/tiles + tiles.png", lat["pair"],
+             f"{ratio:.2f} x bare (<= {RESNET_GOAL_RATIO}): {ok}")  # fmt: skip
+    ok = "met" if f["goals_met"]["epoch_switch"] else "MISSED"
+    line(f"epoch switch ({f['epoch_switches']} epochs): kernels + features tiles + PNGs",
+         f["epoch_switch_ms"], f"< {SWITCH_GOAL_MS:.0f} ms: {ok}")  # fmt: skip
+    line("cached repeat: features/tiles + tiles.png", f["cached_repeat_ms"]["pair"],
+         f"{f['cached_repeat_ratio_p95_vs_health']} x health")  # fmt: skip
+    print(
+        f"  server RSS: {f['rss_mb_start']} MB at the start, {f['rss_mb_end']} MB at the end "
+        f"(peak {f['rss_peak_mb']} MB); tracebacks in the server log: {f['server_tracebacks']}"
+    )
     print(f"  ({f['cpu_count']} cores, 1-min load average {f['load_average_1min']} at the end)")
 
 

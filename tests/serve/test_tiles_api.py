@@ -196,6 +196,25 @@ def test_an_upload_is_read_from_the_upload_store(client, lenet5) -> None:
     assert "no upload" in error_of(client, features_url(MODEL, "conv2d_1", "upload:abcdef"), 404)
 
 
+@pytest.mark.parametrize(
+    "spec", ["mnist:test:5", "mnist:test:3-9", "fashion-mnist:test:2", "sample:coffee"]
+)
+@pytest.mark.parametrize("channels", [None, 1, 3])
+def test_a_cached_picture_is_what_the_slow_path_reads(client, spec: str, channels) -> None:
+    from convscope.data.datasets import load_dataset
+    from convscope.data.preprocess import InputSpec
+    from convscope.serve import images
+
+    load_dataset("fashion-mnist", "test")
+    state = client.app.state.convscope
+    input_spec = None if channels is None else InputSpec(channels, 28, 28)
+    fast = routes_tiles.picture_of(state, spec, input_spec)
+    slow = images.resolve_image(spec, state.uploads, input_spec)
+    assert (fast.name, fast.label, fast.label_name) == (slow.name, slow.label, slow.label_name)
+    assert fast.pixels.dtype == slow.pixels.dtype and np.array_equal(fast.pixels, slow.pixels)
+    assert routes_tiles.picture_of(state, spec, input_spec) is fast  # kept
+
+
 # --------------------------------------------------------------------------- kernels
 
 

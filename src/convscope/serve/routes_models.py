@@ -560,9 +560,9 @@ def _image_png(state: ServeState, image: str, spec: str | None) -> bytes:
     from convscope.data.images import fit_to_spec
 
     if spec is None:
-        return images.png_of_pixels(images.resolve_image(image, state.uploads).pixels)
+        return images.png_of_pixels(picture_of(state, image, None).pixels)
     model = state.models.get(spec)
-    picture = images.resolve_image(image, state.uploads, model.input_spec)
+    picture = picture_of(state, image, model.input_spec)
     return images.png_of_pixels(fit_to_spec(picture.pixels, model.input_spec))
 
 

@@ -23,6 +23,7 @@ from contextlib import suppress
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import numpy as np
 import torch
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -71,16 +72,53 @@ def check_top(top: int | None) -> None:
 
 
 def picture_of(state: ServeState, image: str, input_spec: InputSpec | None) -> InputImage:
-    """The image an allowed SPEC names, with ``input_spec``'s channels
-    (:func:`~convscope.serve.images.resolve_image`), cached for datasets and samples (they
-    never change: reading one MNIST image reads and checks the whole split); an upload
-    is read from the upload store each time, so a forgotten one is a 404."""
+    """The image an allowed SPEC names, with ``input_spec``'s channels, as
+    :func:`~convscope.serve.images.resolve_image` gives it; datasets and samples (they
+    never change) are cached, and a dataset's split is read and checked once
+    (:func:`dataset_picture`). An upload is read from the upload store each time, so a
+    forgotten one is a 404."""
     spec = images.check_image_spec(image)
     if spec.startswith("upload:"):
         return images.resolve_image(spec, state.uploads, input_spec)
     channels = None if input_spec is None else input_spec.channels
-    return state.cache.get_or_compute(
-        ("image", spec, channels), lambda: images.resolve_image(spec, state.uploads, input_spec)
+
+    def read() -> InputImage:
+        if not spec.startswith("sample:"):
+            picture = dataset_picture(state, spec, channels)
+            if picture is not None:
+                return picture
+        return images.resolve_image(spec, state.uploads, input_spec)
+
+    return state.cache.get_or_compute(("image", spec, channels), read)
+
+
+def dataset_picture(state: ServeState, spec: str, channels: int | None) -> InputImage | None:
+    """The first image of ``DATASET:SPLIT:INDEX`` (or ``A-B``) from its split's arrays,
+    which the result cache keeps (reading one MNIST image otherwise reads and checks its
+    whole split: 16 ms); None where the slow path must say what is wrong (an index out
+    of range). What :class:`~convscope.data.stream.DatasetStream` gives, without the read
+    (the tests compare the two)."""
+    from convscope.data.datasets import load_dataset
+    from convscope.data.images import match_channels
+    from convscope.data.spec import parse_dataset_spec
+
+    dataset, split, start, stop = parse_dataset_spec(spec, limit=None)
+    images.require_local(dataset, split)  # a request never starts a download
+    data = state.cache.get_or_compute(
+        ("split", dataset, split), lambda: load_dataset(dataset, split)
+    )
+    if not 0 <= start < stop <= len(data):
+        return None
+    pixels = data.images[start]
+    if channels is not None and not (channels == 1 and pixels.ndim == 2):
+        pixels = match_channels(np.asarray(pixels), channels)
+    label = int(data.labels[start])
+    names = tuple(data.class_names)
+    return InputImage(
+        f"{dataset}:{split}:{start}",
+        np.array(pixels),
+        None if label < 0 else label,
+        names[label] if 0 <= label < len(names) else None,
     )
 
 
