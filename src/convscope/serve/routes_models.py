@@ -129,7 +129,7 @@ def _kernels(
 
     def compute(model: LoadedModel) -> dict[str, Any] | bytes:
         kernels = kernel_set(model, layer)
-        grid = kernels.grid(options["norm"] or "per-kernel", **_grid_options(options))
+        grid = kernels.grid(options["norm"], **_grid_options(options))
         if draw:
             return figure_bytes(grid.figure())
         return grid.to_dict() | {"type": kernels.layer_type, "nonfinite": list(kernels.nonfinite)}
@@ -149,7 +149,8 @@ def _grid_options(options: dict[str, Any]) -> dict[str, Any]:
 def _kernel_options(
     norm: str | None, reduce: str | None, per_channel: bool, limit: int | None
 ) -> dict[str, Any]:
-    return {"norm": norm, "reduce": reduce, "per_channel": per_channel, "limit": limit}
+    return {"norm": norm or "per-kernel", "reduce": reduce, "per_channel": per_channel,
+            "limit": limit}  # fmt: skip
 
 
 @router.get("/api/models/{model:path}/kernels")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -34,9 +35,9 @@ from convscope.errors import ConvscopeError
 from convscope.models.loaded import LoadedModel
 from convscope.probe.features import LayerMaps, ProbeInput
 from convscope.serve import images
-from convscope.serve.cache import result_key
+from convscope.serve.cache import OVERHEAD, result_key
 from convscope.serve.state import ServeState, state_of
-from convscope.serve.tiles import Tiles, feature_tiles, kernel_tiles
+from convscope.serve.tiles import feature_tiles, kernel_tiles
 
 router = APIRouter()
 
@@ -47,9 +48,31 @@ REDUCE_CHOICES = ("mean", "norm", "none")
 # --------------------------------------------------------------------------- answers
 
 
-def json_answer(data: dict[str, Any]) -> Response:
-    """``data`` as JSON (NaN or infinity refused: JSON has neither)."""
-    return Response(json.dumps(data, allow_nan=False), media_type="application/json")
+@dataclass(frozen=True, eq=False)
+class Answer:
+    """A tiles answer as the cache keeps it: the JSON's numbers (``meta``), the same as
+    JSON text without ``png`` (written once, not on every hit) and the PNG's bytes
+    (None for a vector layer)."""
+
+    meta: dict[str, Any]
+    text: str
+    png: bytes | None
+
+    @classmethod
+    def of(cls, meta: dict[str, Any], png: bytes | None) -> Answer:
+        return cls(meta, json.dumps(meta, allow_nan=False), png)  # JSON has no NaN
+
+    @property
+    def nbytes(self) -> int:
+        """About the bytes held: the text twice (it and ``meta``) and the PNG."""
+        return 4 * OVERHEAD + 2 * len(self.text) + len(self.png or b"")
+
+    def response(self, png_url: str | None) -> Response:
+        """The JSON answer, with ``png`` set to ``png_url`` when given."""
+        body = self.text
+        if png_url is not None:
+            body = f'{body[:-1]}, "png": {json.dumps(png_url)}}}'
+        return Response(body, media_type="application/json")
 
 
 def png_answer(data: bytes) -> Response:
@@ -232,13 +255,14 @@ def maps_of(
             state.cache.put(calls_key, maps.calls)
         return maps
 
-    return identity, model, prepared, state.cache.get_or_compute(key, compute)
+    maps = state.cache.get_or_compute(key, compute, lambda m: OVERHEAD + m.output.nbytes)
+    return identity, model, prepared, maps
 
 
 def _feature_tiles(
     state: ServeState, spec: str, layer: str, image: str, top: int | None, call: int
-) -> tuple[dict[str, Any], Tiles]:
-    """The header of the answer and the tiles of ``layer``'s maps (cached)."""
+) -> Answer:
+    """The answer of ``layer``'s maps for ``image``: numbers and tiles (cached)."""
     identity, model, prepared, maps = maps_of(state, spec, layer, image, call)
     key = result_key(
         identity,
@@ -249,11 +273,15 @@ def _feature_tiles(
         call=call,
         top=top,
     )
-    tiles = state.cache.get_or_compute(key, lambda: feature_tiles(maps.maps, top))
-    head = {"layer": maps.name, "type": maps.type}
-    tail = {"model": model.name, "weights": model.weights, "input": prepared.name,
-            "call": maps.call}  # fmt: skip
-    return head | tiles.meta | tail, tiles
+
+    def compute() -> Answer:
+        tiles = feature_tiles(maps.maps, top)
+        head = {"layer": maps.name, "type": maps.type}
+        tail = {"model": model.name, "weights": model.weights, "input": prepared.name,
+                "call": maps.call}  # fmt: skip
+        return Answer.of(head | tiles.meta | tail, tiles.png)
+
+    return state.cache.get_or_compute(key, compute, lambda answer: answer.nbytes)
 
 
 @router.get("/api/models/{model:path}/features/tiles")
@@ -265,10 +293,9 @@ async def feature_tiles_json(
     "png"}`` (a vector layer: ``{"layer", "type", "shape", "values"}``, no png)."""
     check_top(top)
     state = state_of(request)
-    data, tiles = await state.run(_feature_tiles, state, model, layer, image, top, call)
-    if tiles.png is not None:
-        data["png"] = png_url(request, model, "features/tiles")
-    return json_answer(data)
+    answer = await state.run(_feature_tiles, state, model, layer, image, top, call)
+    url = None if answer.png is None else png_url(request, model, "features/tiles")
+    return answer.response(url)
 
 
 @router.get("/api/models/{model:path}/features/tiles.png")
@@ -278,13 +305,13 @@ async def feature_tiles_png(
     """The tiles of ``layer``'s maps for ``image`` (grayscale PNG)."""
     check_top(top)
     state = state_of(request)
-    data, tiles = await state.run(_feature_tiles, state, model, layer, image, top, call)
-    if tiles.png is None:
+    answer = await state.run(_feature_tiles, state, model, layer, image, top, call)
+    if answer.png is None:
         raise ConvscopeError(
-            f"layer {data['layer']!r} outputs a vector of {tiles.meta['shape'][0]} values, "
-            "not maps: it has no tiles; its values are in features/tiles"
+            f"layer {answer.meta['layer']!r} outputs a vector of {answer.meta['shape'][0]} "
+            "values, not maps: it has no tiles; its values are in features/tiles"
         )
-    return png_answer(tiles.png)
+    return png_answer(answer.png)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -311,11 +338,12 @@ def kernel_options(
             "bgr": bgr, "limit": limit}  # fmt: skip
 
 
-def _kernel_tiles(state: ServeState, spec: str, layer: str, options: dict[str, Any]) -> Tiles:
-    """The tiles of ``layer``'s kernel grid with these options (cached)."""
+def _kernel_tiles(state: ServeState, spec: str, layer: str, options: dict[str, Any]) -> Answer:
+    """The answer of ``layer``'s kernel grid with these options: numbers, health and
+    tiles (cached; the health once per layer, whatever the options)."""
     from convscope.probe.kernels import kernel_set
 
-    def compute(model: LoadedModel) -> Tiles:
+    def compute(model: LoadedModel) -> Answer:
         kernels = kernel_set(model, layer, channel_order="BGR" if options["bgr"] else None)
         reduce, per_channel = options["reduce"], options["per_channel"]
         if reduce == "none":  # no reduction: deep kernels one tile per input channel
@@ -325,9 +353,11 @@ def _kernel_tiles(state: ServeState, spec: str, layer: str, options: dict[str, A
         )
         tiles = kernel_tiles(grid)
         meta = {"layer": tiles.meta["layer"], "type": kernels.layer_type} | tiles.meta
-        return Tiles(meta, tiles.pixels, tiles.png)
+        meta["health"] = kernel_health(state, spec, layer)
+        return Answer.of(meta, tiles.png)
 
-    return state.cached(spec, "kernels/tiles", {"layer": layer, **options}, compute)
+    params = {"layer": layer, **options}
+    return state.cached(spec, "kernels/tiles", params, compute, lambda answer: answer.nbytes)
 
 
 @router.get("/api/models/{model:path}/kernels/tiles")
@@ -347,12 +377,8 @@ async def kernel_tiles_json(
     state = state_of(request)
     options = kernel_options(norm, reduce, per_channel, bgr, limit)
 
-    def answer() -> tuple[Tiles, dict[str, Any]]:
-        return _kernel_tiles(state, model, layer, options), kernel_health(state, model, layer)
-
-    tiles, health = await state.run(answer)
-    data = {**tiles.meta, "health": health, "png": png_url(request, model, "kernels/tiles")}
-    return json_answer(data)
+    answer = await state.run(_kernel_tiles, state, model, layer, options)
+    return answer.response(png_url(request, model, "kernels/tiles"))
 
 
 @router.get("/api/models/{model:path}/kernels/tiles.png")
@@ -369,5 +395,6 @@ async def kernel_tiles_png(
     """The tiles of ``layer``'s kernel grid (grayscale or RGB PNG)."""
     state = state_of(request)
     options = kernel_options(norm, reduce, per_channel, bgr, limit)
-    tiles = await state.run(_kernel_tiles, state, model, layer, options)
-    return png_answer(tiles.png)
+    answer = await state.run(_kernel_tiles, state, model, layer, options)
+    assert answer.png is not None
+    return png_answer(answer.png)

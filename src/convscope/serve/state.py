@@ -13,7 +13,7 @@ the result cache (:mod:`convscope.serve.cache`) by bytes, uploads and pictures b
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -136,10 +136,6 @@ class ServeState:
         identity, model = self.models.entry(spec)
         key = result_key(identity, model.weights, route, **params)
         return self.cache.get_or_compute(key, lambda: compute(model), size)
-
-    def cached_key(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """``compute()`` under a key of the caller's (results that depend on no model)."""
-        return self.cache.get_or_compute(key, compute)
 
     @contextmanager
     def store(self) -> Iterator[Any]:

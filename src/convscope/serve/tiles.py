@@ -180,14 +180,14 @@ def feature_tiles(maps: np.ndarray, top: int | None = None) -> Tiles:
     whole = maps if good.all() else maps[good]
     meta: dict[str, Any] = {
         "shape": shape,
-        "channels": [int(c) for c in channels],
+        "channels": np.asarray(channels, dtype=np.int64).tolist(),
         "columns": columns,
         "tile": [int(h), int(w)],
         "min": _number(whole.min()) if whole.size else None,
         "max": _number(whole.max()) if whole.size else None,
-        "map_min": [float(v) for v in lo],
-        "map_max": [float(v) for v in hi],
-        "map_mean": [_number(v) for v in means],
+        "map_min": lo.astype(np.float64).tolist(),  # float32 to float64 is exact
+        "map_max": hi.astype(np.float64).tolist(),
+        "map_mean": means.tolist() if np.isfinite(means).all() else [_number(v) for v in means],
     }
     if not finite.all():
         meta["nonfinite"] = [int(c) for c, ok in zip(channels, finite, strict=True) if not ok]
