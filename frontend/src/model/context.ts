@@ -30,6 +30,17 @@ export interface LayerPanelContext {
   image: string | null;
   /** Aborted when the context changes or the view is left. */
   signal: AbortSignal;
+  /**
+   * Optional: the layer's `output_shape` as `layers --json` gives it (batch first,
+   * `[1, C, H, W]`). The panel then asks a wide layer (more than 64 channels) for its
+   * 32 most active maps at once instead of learning the width from a first answer.
+   */
+  outputShape?: number[] | null;
+  /**
+   * Optional: whether the layer is the model's last (its output is the class scores).
+   * Without it, a vector as long as `info.classes` is taken for the class scores.
+   */
+  lastLayer?: boolean;
 }
 
 export interface LayerPanel {

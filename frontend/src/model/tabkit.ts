@@ -1,0 +1,292 @@
+// What the layer panel's tabs share: PNG and POST requests with the server's error line,
+// a runner that keeps one load in flight per tab (the newest waiting, older ones
+// dropped, so an epoch slider never sends a storm), class names, small form controls.
+import { ApiError } from '../api';
+import { emptyBox, errorBox, h } from '../dom';
+import type { ModelInfo } from './context';
+
+const INIT: RequestInit = { credentials: 'same-origin' };
+
+async function errorLine(response: Response): Promise<string> {
+  try {
+    const body = (await response.json()) as { error?: unknown };
+    if (body && typeof body.error === 'string' && body.error) return body.error;
+  } catch {
+    // not JSON
+  }
+  return `the server answered ${response.status} ${response.statusText}`.trim();
+}
+
+async function send(url: string, init: RequestInit): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(url, { ...INIT, ...init });
+  } catch {
+    throw new ApiError(0, 'the server did not answer: is `convscope serve` still running?');
+  }
+  if (!response.ok) throw new ApiError(response.status, await errorLine(response));
+  return response;
+}
+
+/**
+ * A PNG's pixels, as the server wrote them (no colour-space conversion, no premultiplied
+ * alpha): the tiles' bytes are data, not a picture. Requests are never aborted (an
+ * aborted fetch is a failed request in the browser's log); a stale answer is dropped.
+ */
+export async function fetchPixels(url: string): Promise<ImageData> {
+  const response = await send(url, { headers: { Accept: 'image/png' } });
+  const blob = await response.blob();
+  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  try {
+    const canvas = document.createElement('canvas');
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+    const g = canvas.getContext('2d', { willReadFrequently: true });
+    if (!g) throw new ApiError(0, 'this browser gave no 2-D canvas to read the picture');
+    g.drawImage(bitmap, 0, 0);
+    return g.getImageData(0, 0, bitmap.width, bitmap.height);
+  } finally {
+    bitmap.close();
+  }
+}
+
+/** A picture as an object URL (revoke it with `URL.revokeObjectURL` when it is replaced). */
+export async function fetchObjectUrl(url: string): Promise<string> {
+  const response = await send(url, { headers: { Accept: 'image/png' } });
+  return URL.createObjectURL(await response.blob());
+}
+
+export async function postJson<T>(url: string, body: unknown): Promise<T> {
+  const response = await send(url, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify(body) });
+  return (await response.json()) as T;
+}
+
+export async function deleteJson<T>(url: string): Promise<T> {
+  const response = await send(url, { method: 'DELETE', headers: { Accept: 'application/json' } });
+  return (await response.json()) as T;
+}
+
+export function isAbort(error: unknown): boolean {
+  return (error instanceof DOMException && error.name === 'AbortError') || (error instanceof Error && error.name === 'AbortError');
+}
+
+/** The one line to show for a failure. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A 4xx is the user's choice not applying (a pooling layer has no kernels): an empty state; else an error. */
+export function failureBox(error: unknown, notApplicable: string, failed = 'Something went wrong'): HTMLElement {
+  if (error instanceof ApiError && error.status >= 400 && error.status < 500) return emptyBox(notApplicable, h('p', { class: 'error-line' }, error.message));
+  return errorBox(messageOf(error), failed);
+}
+
+/**
+ * Runs loads one at a time: while one runs, only the newest asked-for load waits (the
+ * ones in between are dropped), and `current(token)` tells a load whether it is still
+ * the newest, so it drops its answer when the panel moved on. Each load also gets a
+ * signal that aborts once it is no longer the newest (for polling a job).
+ *
+ * Staleness is by token, not by the context's signal: a tab keys its loads on what
+ * they depend on, so a new context asking for the same thing keeps the load in flight.
+ */
+export class LatestRunner {
+  private running = false;
+  private pending: (() => Promise<void>) | null = null;
+  private counter = 0;
+  private stopped = false;
+  private controller: AbortController | null = null;
+
+  /** Ask for a load; it gets its token (compare with `current`) and a signal. */
+  run(load: (token: number, signal: AbortSignal) => Promise<void>): void {
+    if (this.stopped) return;
+    this.controller?.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    this.counter += 1;
+    const token = this.counter;
+    this.pending = () => load(token, controller.signal);
+    if (!this.running) void this.drain();
+  }
+
+  current(token: number): boolean {
+    return !this.stopped && token === this.counter;
+  }
+
+  /** Forget the waiting load and make any running one stale. */
+  cancel(): void {
+    this.counter += 1;
+    this.pending = null;
+    this.controller?.abort();
+    this.controller = null;
+  }
+
+  stop(): void {
+    this.cancel();
+    this.stopped = true;
+  }
+
+  get busy(): boolean {
+    return this.running;
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.pending) {
+        const next = this.pending;
+        this.pending = null;
+        try {
+          await next();
+        } catch {
+          // a load shows its own errors
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
+/** A class's name: its name from the model's classes, else `output K` (never a bare index). */
+export function className(info: ModelInfo, k: number | null | undefined): string {
+  if (k === null || k === undefined || !Number.isFinite(k)) return '–';
+  const name = info.classes?.[k];
+  return name !== undefined ? name : `output ${k}`;
+}
+
+/** Whether a layer type is a convolution (Conv2d, Conv2dAct, ConvTranspose2d, ...). */
+export function isConvType(type: string): boolean {
+  return /conv/i.test(type) && !/convnext|block/i.test(type);
+}
+
+/** Whether `explain` can answer for this type (conv and pooling layers). */
+export function isExplainableType(type: string): boolean {
+  return isConvType(type) || /pool/i.test(type);
+}
+
+let counter = 0;
+export function fieldId(prefix: string): string {
+  counter += 1;
+  return `cs-${prefix}-${counter}`;
+}
+
+/** A labelled select; `onChange` gets the new value. */
+export function selectControl(label: string, options: [string, string][], value: string, onChange: (value: string) => void): { el: HTMLElement; select: HTMLSelectElement } {
+  const id = fieldId('select');
+  const select = h('select', { id }, ...options.map(([v, text]) => h('option', { value: v }, text))) as HTMLSelectElement;
+  select.value = value;
+  select.addEventListener('change', () => onChange(select.value));
+  return { el: h('span', { class: 'control' }, h('label', { for: id }, label), select), select };
+}
+
+/** Radio buttons drawn as a segmented control, with a legend for screen readers. */
+export function segmentedControl(legend: string, options: [string, string][], value: string, onChange: (value: string) => void): { el: HTMLFieldSetElement; set: (value: string) => void; inputs: HTMLInputElement[] } {
+  const name = fieldId('seg');
+  const inputs: HTMLInputElement[] = [];
+  const el = h('fieldset', { class: 'segmented' }, h('legend', {}, legend), ...options.map(([v, text]) => {
+    const id = `${name}-${v}`;
+    const input = h('input', { type: 'radio', name, value: v, id }) as HTMLInputElement;
+    input.checked = v === value;
+    input.addEventListener('change', () => {
+      if (input.checked) onChange(v);
+    });
+    inputs.push(input);
+    return h('span', {}, input, h('label', { for: id }, text));
+  })) as HTMLFieldSetElement;
+  return {
+    el,
+    inputs,
+    set(v: string) {
+      for (const input of inputs) input.checked = input.value === v;
+    },
+  };
+}
+
+export function checkboxControl(label: string, checked: boolean, onChange: (checked: boolean) => void): { el: HTMLElement; input: HTMLInputElement } {
+  const id = fieldId('check');
+  const input = h('input', { type: 'checkbox', id }) as HTMLInputElement;
+  input.checked = checked;
+  input.addEventListener('change', () => onChange(input.checked));
+  return { el: h('span', { class: 'control' }, input, h('label', { for: id }, label)), input };
+}
+
+/** The part of a context a tab depends on, as a string to compare (`null`s kept apart from ''). */
+export function keyOf(...parts: (string | number | boolean | null | undefined)[]): string {
+  return JSON.stringify(parts.map((p) => (p === undefined ? null : p)));
+}
+
+/** Sizes for a canvas drawn at the screen's pixel density. */
+export function sizeCanvas(canvas: HTMLCanvasElement, cssWidth: number, cssHeight: number): CanvasRenderingContext2D | null {
+  const dpr = Math.max(1, Math.min(3, globalThis.devicePixelRatio || 1));
+  canvas.width = Math.max(1, Math.round(cssWidth * dpr));
+  canvas.height = Math.max(1, Math.round(cssHeight * dpr));
+  canvas.style.width = `${cssWidth}px`;
+  canvas.style.height = `${cssHeight}px`;
+  const g = canvas.getContext('2d');
+  if (!g) return null;
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.imageSmoothingEnabled = false;
+  return g;
+}
+
+/** An integer upscaling that makes a `size`-pixel tile about `target` CSS pixels (at least 1). */
+export function upscale(size: number, target: number, most = 32): number {
+  if (size <= 0) return 1;
+  return Math.max(1, Math.min(most, Math.floor(target / size)));
+}
+
+/** Where tile `i` of a tiles PNG starts: `columns` to a row, `gap` pixels between them. */
+export function tileOrigin(i: number, columns: number, tile: [number, number], gap = 0): [number, number] {
+  const row = Math.floor(i / columns);
+  const col = i % columns;
+  return [row * (tile[0] + gap), col * (tile[1] + gap)];
+}
+
+/** The gap between the tiles of a PNG `width` wide with `columns` tiles `w` wide (0 when it does not divide). */
+export function tileGap(width: number, columns: number, w: number): number {
+  if (columns <= 1) return 0;
+  const gap = (width - columns * w) / (columns - 1);
+  return Number.isInteger(gap) && gap >= 0 ? gap : 0;
+}
+
+/** Columns of an atlas canvas holding `count` tiles `tw` wide (kept under canvas size limits). */
+export function atlasColumns(count: number, tw: number): number {
+  return Math.max(1, Math.min(count, Math.floor(8192 / Math.max(1, tw))));
+}
+
+/** Where tile `i` lies in such an atlas, as [x, y]. */
+export function atlasSlot(i: number, columns: number, tile: [number, number]): [number, number] {
+  return [(i % columns) * tile[1], Math.floor(i / columns) * tile[0]];
+}
+
+/**
+ * A fetch for `getComputed`/`pollJob` that never aborts a request in flight (an aborted
+ * fetch is a failed request in the browser's log): their signal then only stops the
+ * polling between requests.
+ */
+export const quietFetch = (url: string, init?: RequestInit): Promise<Response> => {
+  const rest: RequestInit = { ...(init ?? {}) };
+  delete rest.signal;
+  return fetch(url, rest);
+};
+
+/**
+ * Layer types known to hold no convolution: pooling, activations, normalisation, dropout,
+ * reshaping, dense and element-wise layers. For these the panel says so itself instead of
+ * asking the server for a 400 (which the browser logs as an error); any other type, a block
+ * that may wrap a convolution included, is asked and the server's line shown.
+ */
+const NOT_CONV = /^(?:(?:Adaptive)?(?:Max|Avg|LP|FractionalMax)Pool\dd|ReLU6?|LeakyReLU|PReLU|RReLU|ELU|CELU|SELU|GELU|SiLU|Mish|Sigmoid|Tanh|Hardtanh|Hardswish|Hardsigmoid|Softplus|Softsign|Softmax\d?d?|LogSoftmax|Threshold|(?:Batch|Instance|Group|Layer|LocalResponse)Norm\w*|(?:Alpha|FeatureAlpha)?Dropout\w*|Flatten|Unflatten|Linear\w*|Bilinear|Identity|Add|Concat\w*|Cat|Mul|Upsample\w*|(?:Zero|Constant|Reflection|Replication)Pad\dd|Embedding)$/;
+
+export function knownNotConv(type: string): boolean {
+  return NOT_CONV.test(type);
+}
+
+/** What `explain` covers (its 400 line says the same). */
+export const EXPLAIN_SUPPORTS = "Conv2d (also with an activation inside, 'same' padding, stride, dilation, groups), MaxPool2d, AvgPool2d, AdaptiveMaxPool2d, AdaptiveAvgPool2d";
+
+/** Types `explain` is known not to cover (the other known non-convolutions, not pooling). */
+export function knownNotExplainable(type: string): boolean {
+  return knownNotConv(type) && !/^(?:Adaptive)?(?:Max|Avg)Pool2d$/.test(type);
+}
