@@ -6,7 +6,7 @@ import { getJson } from '../api';
 import { emptyBox, h, loadingBox, replace } from '../dom';
 import { shortNumber } from './colormap';
 import { modelUrl, type LayerPanelContext } from './context';
-import { failureBox, fetchObjectUrl, fieldId, isAbort, isConvType, keyOf, LatestRunner, segmentedControl, selectControl } from './tabkit';
+import { failureBox, fetchObjectUrl, fieldId, isAbort, isConvType, keyOf, LatestRunner, segmentedControl, selectControl, replaceControls } from './tabkit';
 
 export const METHODS: [string, string][] = [
   ['saliency', 'Saliency'],
@@ -146,7 +146,7 @@ export class AttributionTab {
     if (this.method === 'gradcam') {
       parts.push(h('span', { class: 'small muted' }, isConvType(ctx.layerType) ? `Grad-CAM on this layer (${ctx.layer})` : `Grad-CAM on the model's last convolution (${ctx.layer} is a ${ctx.layerType}, not a convolution)`));
     }
-    replace(this.controls, ...parts);
+    replaceControls(this.controls, ...parts);
   }
 
   private release(): void {

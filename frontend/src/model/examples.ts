@@ -6,7 +6,7 @@ import { emptyBox, h, loadingBox, progressBox, replace } from '../dom';
 import { shortNumber } from './colormap';
 import { modelUrl, type LayerPanelContext } from './context';
 import { unitsOf } from './features';
-import { failureBox, fetchObjectUrl, fieldId, isAbort, keyOf, LatestRunner, quietFetch } from './tabkit';
+import { failureBox, fetchObjectUrl, fieldId, isAbort, keyOf, LatestRunner, quietFetch, replaceControls } from './tabkit';
 
 export interface Example {
   spec: string;
@@ -83,7 +83,7 @@ export class ExamplesTab {
         this.load(this.ctx);
       }
     });
-    replace(this.controls,
+    replaceControls(this.controls,
       h('span', { class: 'control' }, h('label', { for: id }, 'Channel'), input, channels !== null ? h('span', { class: 'small muted' }, `of 0–${channels - 1}`) : null),
       h('span', { class: 'small muted' }, 'Clicking a unit in the feature maps picks its channel here too.'));
   }

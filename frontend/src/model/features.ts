@@ -11,7 +11,7 @@ import { emptyBox, h, loadingBox, replace } from '../dom';
 import { RIGHT, UNKNOWN } from '../palette';
 import { COLORMAPS, colourBar, shortNumber, type ColormapName } from './colormap';
 import { modelUrl, type LayerPanelContext } from './context';
-import { failureBox, fetchPixels, isAbort, keyOf, LatestRunner, segmentedControl, selectControl, sizeCanvas, tileGap, upscale, atlasColumns, atlasSlot } from './tabkit';
+import { failureBox, fetchPixels, isAbort, keyOf, LatestRunner, segmentedControl, selectControl, sizeCanvas, tileGap, upscale, atlasColumns, atlasSlot, replaceControls } from './tabkit';
 import { UnitExplain } from './unit';
 
 echarts.use([BarChart]);
@@ -328,7 +328,7 @@ export class FeaturesTab {
       top.select.value = current === null ? 'all' : String(current);
       parts.push(top.el);
     }
-    replace(this.controls, ...parts);
+    replaceControls(this.controls, ...parts);
   }
 
   private showMaps(ctx: LayerPanelContext, data: FeatureTiles, pixels: ImageData): void {

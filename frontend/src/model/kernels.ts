@@ -9,7 +9,7 @@ import { emptyBox, h, loadingBox, replace } from '../dom';
 import { CLASS_PALETTE, WRONG } from '../palette';
 import { COLORMAPS, colourBar, shortNumber } from './colormap';
 import { modelUrl, type LayerPanelContext } from './context';
-import { checkboxControl, failureBox, knownNotConv, isConvType, fetchPixels, isAbort, keyOf, LatestRunner, segmentedControl, selectControl, sizeCanvas, tileGap, upscale, atlasColumns, atlasSlot, quietFetch } from './tabkit';
+import { checkboxControl, failureBox, knownNotConv, isConvType, fetchPixels, isAbort, keyOf, LatestRunner, segmentedControl, selectControl, sizeCanvas, tileGap, upscale, atlasColumns, atlasSlot, quietFetch, replaceControls } from './tabkit';
 
 export interface KernelHealthRecord {
   index: number;
@@ -325,7 +325,7 @@ export class KernelsTab {
       });
       parts.push(bgr.el);
     }
-    replace(this.controls, ...parts);
+    replaceControls(this.controls, ...parts);
   }
 
   private draw(ctx: LayerPanelContext, data: KernelTiles, pixels: ImageData): void {
@@ -589,7 +589,7 @@ export class KernelsTab {
       return;
     }
     this.chartEl = h('div', { class: 'cs-history-chart', role: 'img', 'aria-label': `dead, duplicate and noisy kernels and the mean kernel norm of ${history.layer} at each of ${history.epochs.length} epochs` });
-    replace(this.historyBox, h('h3', {}, 'Over the epochs'), this.chartEl, h('p', { class: 'small muted' }, 'Counts of dead, duplicate and noisy kernels (left axis) and the mean kernel norm (right axis, dashed) at every recorded epoch; the orange vertical line is the epoch shown.'));
+    replace(this.historyBox, h('h3', {}, 'Over the epochs'), this.chartEl, h('p', { class: 'small muted' }, 'Counts of dead, duplicate and noisy kernels (left axis) and the mean kernel norm (right axis, dashed) at every recorded epoch; the dark vertical line is the epoch shown.'));
     this.chart = makeChart(this.chartEl);
     const epochs = history.health.map((r) => r.epoch);
     const counts = (key: 'dead' | 'duplicates' | 'noisy') => history.health.map((r) => [r.epoch, r[key]]);
@@ -629,7 +629,7 @@ export class KernelsTab {
       series: [{
         name: 'dead',
         markLine: epoch === null ? { data: [] } : {
-          silent: true, symbol: 'none', label: { show: false }, lineStyle: { color: '#e69f00', type: 'solid', width: 3 },
+          silent: true, symbol: 'none', label: { show: false }, lineStyle: { color: '#1f2733', type: 'solid', width: 2 },
           data: [{ xAxis: epoch }],
         },
       }],

@@ -7,7 +7,7 @@ import { emptyBox, errorBox, h, progressBox, replace } from '../dom';
 import { shortNumber } from './colormap';
 import { modelUrl, type LayerPanelContext } from './context';
 import { unitsOf } from './features';
-import { className, deleteJson, fetchObjectUrl, fieldId, isAbort, keyOf, messageOf, postJson, quietFetch, segmentedControl, selectControl } from './tabkit';
+import { className, deleteJson, fetchObjectUrl, fieldId, isAbort, keyOf, messageOf, postJson, quietFetch, segmentedControl, selectControl, replaceControls } from './tabkit';
 
 /** One target of `result.targets` (as `convscope maximize --json`). */
 export interface MaximizeTarget {
@@ -133,7 +133,7 @@ export class MaximizeTab {
     start.addEventListener('click', () => this.start());
     this.startButton = start;
     parts.push(start);
-    replace(this.controls, ...parts);
+    replaceControls(this.controls, ...parts);
   }
 
   private numberInput(label: string, value: number, count: number | null, set: (v: number) => void): HTMLElement {

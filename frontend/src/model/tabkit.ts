@@ -290,3 +290,28 @@ export const EXPLAIN_SUPPORTS = "Conv2d (also with an activation inside, 'same' 
 export function knownNotExplainable(type: string): boolean {
   return knownNotConv(type) && !/^(?:Adaptive)?(?:Max|Avg)Pool2d$/.test(type);
 }
+
+function focusKey(el: Element, root: Element): string | null {
+  if (!(el instanceof HTMLElement) || !root.contains(el)) return null;
+  const input = el as HTMLInputElement;
+  const label = el.id ? root.querySelector(`label[for="${CSS.escape(el.id)}"]`)?.textContent ?? '' : '';
+  const choice = input.type === 'radio' || input.type === 'checkbox' ? input.value : '';
+  return [el.tagName, input.type ?? '', choice, label || (el.tagName === 'BUTTON' ? el.textContent : '')].join('|');
+}
+
+/**
+ * Replace a row of controls and give the focus back to the same control in the new row
+ * (a keyboard user who changed a select or a radio keeps their place).
+ */
+export function replaceControls(root: HTMLElement, ...children: HTMLElement[]): void {
+  const active = document.activeElement;
+  const key = active ? focusKey(active, root) : null;
+  root.replaceChildren(...children);
+  if (!key) return;
+  for (const el of root.querySelectorAll<HTMLElement>('input, select, button')) {
+    if (focusKey(el, root) === key) {
+      el.focus();
+      return;
+    }
+  }
+}

@@ -283,20 +283,20 @@ function poolTerm(data: Explanation): HTMLElement {
 function equation(data: Explanation, unit: UnitChoice | null): HTMLElement {
   const value = h('strong', { class: 'mono cs-value', 'data-testid': 'explain-value' }, shortNumber(data.value, 4));
   const parts: (Node | string)[] = [];
+  const total = h('span', { class: 'mono' }, shortNumber(data.total, 4));
   if (data.kind === 'conv') {
     const sum = channelSum(data);
     const n = data.inputs.length;
     parts.push(n > 1 ? `Σ of the ${n} channel sums = ` : 'the sum = ', h('span', { class: 'mono' }, shortNumber(sum, 4)));
     if (data.bias !== null && data.bias !== undefined) parts.push(' + bias ', h('span', { class: 'mono' }, shortNumber(data.bias, 4)));
-    parts.push(' = ', h('span', { class: 'mono' }, shortNumber(data.total, 4)));
   } else if (data.kind === 'maxpool') {
-    parts.push('max of the window = ', h('span', { class: 'mono' }, shortNumber(data.total, 4)));
+    parts.push('max of the window');
   } else {
-    parts.push(`sum of the window ÷ ${data.divisor ?? '?'} = `, h('span', { class: 'mono' }, shortNumber(data.total, 4)));
+    parts.push(`sum of the window ÷ ${data.divisor ?? '?'}`);
   }
-  if (data.activation) parts.push(` → ${activationText(data.activation)} → `);
-  else parts.push(' → ');
-  parts.push(value);
+  // with an activation: = total → f → value; without, the total is the value
+  if (data.activation) parts.push(' = ', total, ` → ${activationText(data.activation)} → `, value);
+  else parts.push(' = ', value);
 
   const check: (Node | string)[] = [];
   if (unit && unit.mapValue !== null) {
