@@ -142,7 +142,7 @@ export class ExamplesTab {
     for (const example of examples) {
       const caption = exampleCaption(example, ctx.info.classes);
       const img = h('img', { class: 'cs-thumb', alt: '', width: 72, height: 72 }) as HTMLImageElement;
-      const button = h('button', { type: 'button', class: 'cs-thumb-button', title: `${example.spec}: use it as the input`, 'aria-label': `${example.spec}, ${caption}; use as the input` }, img, h('span', { class: 'cs-thumb-caption small' }, caption));
+      const button = h('button', { type: 'button', class: 'cs-thumb-button', title: `${example.spec}: use it as the input`, 'aria-label': `${example.spec}, ${caption}; use as the input` }, img, h('span', { class: 'cs-thumb-caption small' }, h('span', { class: 'cs-thumb-class' }, caption.split(' · ')[0]), h('span', { class: 'mono' }, caption.split(' · ')[1] ?? '')));
       button.addEventListener('click', () => this.choose(example.spec));
       void this.thumb(example.spec).then((u) => {
         img.src = u;
