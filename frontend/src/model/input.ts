@@ -310,7 +310,9 @@ export class InputPanel {
     const mine = (this.previewGen += 1);
     replace(this.preview, loadingBox('Loading the image…'));
     try {
-      const blob = await (await fetchOk(imageUrl(s.image, s.model), s.signal, { headers: { Accept: 'image/png' } })).blob();
+      // Not aborted when the choice changes (a stale answer is dropped by its generation):
+      // an aborted request counts as a failed one in the browser's log.
+      const blob = await (await fetchOk(imageUrl(s.image, s.model), undefined, { headers: { Accept: 'image/png' } })).blob();
       if (mine !== this.previewGen || !this.alive) return;
       if (this.previewUrl) URL.revokeObjectURL(this.previewUrl);
       this.previewUrl = URL.createObjectURL(blob);
@@ -338,7 +340,7 @@ export class InputPanel {
     }
     replace(this.prediction, heading, loadingBox('Predicting…'));
     try {
-      const raw = await getComputed(modelUrl(s.model, 'predict', { image: s.image, top: 5 }), { accept: isPredictionBody, signal: s.signal });
+      const raw = await getComputed(modelUrl(s.model, 'predict', { image: s.image, top: 5 }), { accept: isPredictionBody });
       if (mine !== this.predictGen || !this.alive) return;
       this.showPrediction(heading, parsePrediction(raw, s.info.classes));
     } catch (error) {

@@ -6,25 +6,13 @@
 import { getJson } from '../api';
 import { emptyBox, errorBox, h, loadingBox, replace } from '../dom';
 import { debounce } from '../live';
-import { modelUrl, type LayerPanel, type LayerPanelContext, type ModelInfo } from '../model/context';
+import { modelUrl, type LayerPanelContext, type ModelInfo } from '../model/context';
 import { defaultLayer, flatShape, GraphView, isAbort, isLastLayer, type LayerRow } from '../model/graph';
 import { InputPanel } from '../model/input';
+import { CHOOSE_IMAGE_EVENT, layerPanel } from '../model/layer';
 import { defaultModel, keepsImage, ModelBar, modelChoices, modelRouteParams, normaliseEpochs, parseModelRef, pickEpoch, readModelRoute, requestModel, sameRun, type ModelChoice } from '../model/picker';
 import { parseRuns, type RunSummary } from '../types';
 import type { Cleanup, ViewContext } from '../view';
-
-// The layer panel is another module (model/layer.ts); found at build time, so this view
-// builds and works (without the panel) before it exists.
-type LayerModule = { layerPanel?: (root: HTMLElement) => LayerPanel };
-const LAYER_MODULES = import.meta.glob<LayerModule>('../model/layer.ts', { eager: true });
-
-/** The layer panel's optional hints (context.ts' `outputShape` and `lastLayer`). */
-type PanelHints = { outputShape?: number[] | null; lastLayer?: boolean };
-
-function makeLayerPanel(root: HTMLElement): LayerPanel | null {
-  const make = Object.values(LAYER_MODULES)[0]?.layerPanel;
-  return make ? make(root) : null;
-}
 
 function child(parent: AbortSignal): AbortController {
   const c = new AbortController();
@@ -56,8 +44,12 @@ export function modelView(root: HTMLElement, ctx: ViewContext): Cleanup {
   const panelRoot = h('div', { class: 'layer-panel-root' });
   const panelNote = h('div', { class: 'layer-panel-note' });
   const panelHost = h('section', { class: 'layer-panel-host', 'data-testid': 'layer-panel', 'aria-label': 'layer panel' }, panelNote, panelRoot);
-  const panel = makeLayerPanel(panelRoot);
-  if (!panel) replace(panelNote, emptyBox('The layer panel is not part of this build.'));
+  const panel = layerPanel(panelRoot);
+  // A dataset example pressed in the panel becomes the input.
+  panelRoot.addEventListener(CHOOSE_IMAGE_EVENT, (event) => {
+    const spec = (event as CustomEvent<{ spec?: unknown }>).detail?.spec;
+    if (typeof spec === 'string' && spec) setImage(spec);
+  });
 
   replace(
     root,
@@ -79,7 +71,6 @@ export function modelView(root: HTMLElement, ctx: ViewContext): Cleanup {
   function updatePanel() {
     panelAbort?.abort();
     panelAbort = child(modelAbort?.signal ?? ctx.signal);
-    if (!panel) return;
     if (!info || !layer) {
       panelRoot.hidden = true;
       replace(panelNote, info ? emptyBox('No layer to show', 'This model lists no layers.') : emptyBox('Choose a model above.'));
@@ -88,7 +79,7 @@ export function modelView(root: HTMLElement, ctx: ViewContext): Cleanup {
     panelRoot.hidden = false;
     replace(panelNote);
     const row = layerRow(layer);
-    const context: LayerPanelContext & PanelHints = { model: info.model, info, layer, layerType: row?.type ?? '', image, signal: panelAbort.signal, outputShape: flatShape(row?.outputShape), lastLayer: isLastLayer(layers, layer) };
+    const context: LayerPanelContext = { model: info.model, info, layer, layerType: row?.type ?? '', image, signal: panelAbort.signal, outputShape: flatShape(row?.outputShape), lastLayer: isLastLayer(layers, layer) };
     panel.update(context);
   }
 
@@ -261,6 +252,6 @@ export function modelView(root: HTMLElement, ctx: ViewContext): Cleanup {
     bar.destroy();
     graph.destroy();
     input.destroy();
-    panel?.destroy();
+    panel.destroy();
   };
 }
