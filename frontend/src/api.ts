@@ -19,7 +19,8 @@ function defaultFetch(): FetchLike {
   return (url, init) => fetch(url, init);
 }
 
-async function errorLine(response: Response): Promise<string> {
+/** The server's one-line `error` of a failed answer, or its status line. */
+export async function errorLine(response: Response): Promise<string> {
   try {
     const body = (await response.json()) as { error?: unknown };
     if (body && typeof body.error === 'string' && body.error) return body.error;
@@ -29,13 +30,33 @@ async function errorLine(response: Response): Promise<string> {
   return `the server answered ${response.status} ${response.statusText}`.trim();
 }
 
-async function send(url: string, fetchFn: FetchLike, signal?: AbortSignal): Promise<Response> {
+function aborted(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('aborted', 'AbortError');
+}
+
+/**
+ * A request the signal abandons rather than aborts: one in flight is let finish and its
+ * answer dropped (the caller sees the abort), because the browser logs an aborted fetch
+ * as a failed request, and a view left or redrawn is not a failure.
+ */
+async function send(url: string, fetchFn: FetchLike, signal?: AbortSignal, init: RequestInit = INIT): Promise<Response> {
+  if (signal?.aborted) throw aborted(signal);
+  let response: Response;
   try {
-    return await fetchFn(url, { ...INIT, signal });
-  } catch (error) {
-    if (signal?.aborted) throw error;
+    response = await fetchFn(url, init);
+  } catch {
+    if (signal?.aborted) throw aborted(signal);
     throw new ApiError(0, 'the server did not answer: is `convscope serve` still running?');
   }
+  if (signal?.aborted) throw aborted(signal);
+  return response;
+}
+
+/** A request (GET unless `init` says) whose failure carries the server's one line; abandoned, not aborted, by `signal`. */
+export async function fetchOk(url: string, signal?: AbortSignal, init: RequestInit = {}): Promise<Response> {
+  const response = await send(url, defaultFetch(), signal, { credentials: 'same-origin', ...init });
+  if (!response.ok) throw new ApiError(response.status, await errorLine(response));
+  return response;
 }
 
 /** GET a JSON body; a 4xx/5xx becomes an ApiError with the server's line. */

@@ -6,7 +6,7 @@ import { emptyBox, h, loadingBox, progressBox, replace } from '../dom';
 import { shortNumber } from './colormap';
 import { modelUrl, type LayerPanelContext } from './context';
 import { unitsOf } from './features';
-import { failureBox, fetchObjectUrl, fieldId, isAbort, keyOf, LatestRunner, quietFetch, replaceControls } from './tabkit';
+import { failureBox, fetchObjectUrl, fieldId, isAbort, keyOf, LatestRunner, replaceControls } from './tabkit';
 
 export interface Example {
   spec: string;
@@ -101,8 +101,7 @@ export class ExamplesTab {
       try {
         const answer = await getComputed<Examples>(url, {
           accept: isExamples,
-          fetchFn: quietFetch,
-          signal,
+            signal,
           onProgress: (job) => {
             if (stale()) return;
             if (!progress) {

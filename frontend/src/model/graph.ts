@@ -3,7 +3,7 @@
 // wheel, the buttons or the keyboard through its viewBox; a tooltip per node from the
 // graph's JSON (`.../graph`); a click on a module node, or the layer list
 // (`.../layers`, nested layers of collapsed blocks included), selects the layer.
-import { ApiError } from '../api';
+import { ApiError, fetchOk } from '../api';
 import { emptyBox, errorBox, h, loadingBox, replace, uid } from '../dom';
 import { modelUrl } from './context';
 
@@ -297,25 +297,7 @@ export function layerOptionText(layer: LayerRow): string {
 
 // --------------------------------------------------------------------------- fetching
 
-/** A GET whose failure carries the server's one `error` line (as api.ts' getJson). */
-export async function fetchOk(url: string, signal?: AbortSignal, init: RequestInit = {}): Promise<Response> {
-  let response: Response;
-  try {
-    response = await fetch(url, { credentials: 'same-origin', ...init, signal });
-  } catch (error) {
-    if (signal?.aborted) throw error;
-    throw new ApiError(0, 'the server did not answer: is `convscope serve` still running?');
-  }
-  if (response.ok) return response;
-  let line = `the server answered ${response.status} ${response.statusText}`.trim();
-  try {
-    const body = (await response.json()) as { error?: unknown };
-    if (typeof body?.error === 'string' && body.error) line = body.error;
-  } catch {
-    // not JSON: keep the status line
-  }
-  throw new ApiError(response.status, line);
-}
+export { fetchOk };
 
 export function isAbort(error: unknown, signal?: AbortSignal): boolean {
   return !!signal?.aborted || (error instanceof DOMException && error.name === 'AbortError');

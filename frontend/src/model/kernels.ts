@@ -9,7 +9,7 @@ import { emptyBox, h, loadingBox, replace } from '../dom';
 import { CLASS_PALETTE, WRONG } from '../palette';
 import { COLORMAPS, colourBar, shortNumber } from './colormap';
 import { modelUrl, type LayerPanelContext } from './context';
-import { checkboxControl, failureBox, knownNotConv, isConvType, fetchPixels, isAbort, keyOf, LatestRunner, segmentedControl, selectControl, sizeCanvas, tileGap, upscale, atlasColumns, atlasSlot, quietFetch, replaceControls } from './tabkit';
+import { checkboxControl, failureBox, knownNotConv, isConvType, fetchPixels, isAbort, keyOf, LatestRunner, segmentedControl, selectControl, sizeCanvas, tileGap, upscale, atlasColumns, atlasSlot, replaceControls } from './tabkit';
 
 export interface KernelHealthRecord {
   index: number;
@@ -563,7 +563,7 @@ export class KernelsTab {
       const stale = () => !this.historyRunner.current(token);
       try {
         const url = `api/runs/${encodeURIComponent(run)}/kernels?layer=${encodeURIComponent(ctx.layer)}`;
-        const history = await getComputed<KernelHistory>(url, { fetchFn: quietFetch, signal, accept: (r): r is KernelHistory => !!r && typeof r === 'object' && Array.isArray((r as KernelHistory).health) });
+        const history = await getComputed<KernelHistory>(url, { signal, accept: (r): r is KernelHistory => !!r && typeof r === 'object' && Array.isArray((r as KernelHistory).health) });
         if (stale()) return;
         this.history = history;
         this.drawHistory();

@@ -7,7 +7,7 @@ import { emptyBox, errorBox, h, progressBox, replace } from '../dom';
 import { shortNumber } from './colormap';
 import { modelUrl, type LayerPanelContext } from './context';
 import { unitsOf } from './features';
-import { className, deleteJson, fetchObjectUrl, fieldId, isAbort, keyOf, messageOf, postJson, quietFetch, segmentedControl, selectControl, replaceControls } from './tabkit';
+import { className, deleteJson, fetchObjectUrl, fieldId, isAbort, keyOf, messageOf, postJson, segmentedControl, selectControl, replaceControls } from './tabkit';
 
 /** One target of `result.targets` (as `convscope maximize --json`). */
 export interface MaximizeTarget {
@@ -196,7 +196,6 @@ export class MaximizeTab {
         return;
       }
       const done = await pollJob(job.id, {
-        fetchFn: quietFetch,
         signal: controller.signal,
         onProgress: (state: JobState) => progress.update(state.progress, state.message || (state.status === 'queued' ? 'Waiting for a worker…' : 'Climbing the gradient…')),
       });

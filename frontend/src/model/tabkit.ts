@@ -1,31 +1,12 @@
 // What the layer panel's tabs share: PNG and POST requests with the server's error line,
 // a runner that keeps one load in flight per tab (the newest waiting, older ones
 // dropped, so an epoch slider never sends a storm), class names, small form controls.
-import { ApiError } from '../api';
+import { ApiError, fetchOk } from '../api';
 import { emptyBox, errorBox, h } from '../dom';
 import type { ModelInfo } from './context';
 
-const INIT: RequestInit = { credentials: 'same-origin' };
-
-async function errorLine(response: Response): Promise<string> {
-  try {
-    const body = (await response.json()) as { error?: unknown };
-    if (body && typeof body.error === 'string' && body.error) return body.error;
-  } catch {
-    // not JSON
-  }
-  return `the server answered ${response.status} ${response.statusText}`.trim();
-}
-
-async function send(url: string, init: RequestInit): Promise<Response> {
-  let response: Response;
-  try {
-    response = await fetch(url, { ...INIT, ...init });
-  } catch {
-    throw new ApiError(0, 'the server did not answer: is `convscope serve` still running?');
-  }
-  if (!response.ok) throw new ApiError(response.status, await errorLine(response));
-  return response;
+function send(url: string, init: RequestInit): Promise<Response> {
+  return fetchOk(url, undefined, init);
 }
 
 /**
@@ -259,17 +240,6 @@ export function atlasColumns(count: number, tw: number): number {
 export function atlasSlot(i: number, columns: number, tile: [number, number]): [number, number] {
   return [(i % columns) * tile[1], Math.floor(i / columns) * tile[0]];
 }
-
-/**
- * A fetch for `getComputed`/`pollJob` that never aborts a request in flight (an aborted
- * fetch is a failed request in the browser's log): their signal then only stops the
- * polling between requests.
- */
-export const quietFetch = (url: string, init?: RequestInit): Promise<Response> => {
-  const rest: RequestInit = { ...(init ?? {}) };
-  delete rest.signal;
-  return fetch(url, rest);
-};
 
 /**
  * Layer types known to hold no convolution: pooling, activations, normalisation, dropout,
