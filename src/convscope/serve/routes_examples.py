@@ -10,7 +10,7 @@ not on this machine is a 409 naming ``convscope data fetch``, never a download.
 Small work is answered at once. The default set, a set of more than
 :data:`SYNC_IMAGES` images or a model of more than :data:`SYNC_PARAMS` parameters is
 computed as a job (``202 {"job": ID}``, progress per batch); the same request asked
-again once it is done is answered from this app's cache of results. A result keeps
+again once it is done is answered from the server's result cache. A result keeps
 every channel's values (unless that would be more than :data:`ALL_CHANNELS_VALUES`
 numbers), so another channel of the same layer and images is answered without a run.
 """
@@ -38,7 +38,7 @@ from convscope.probe.examples import (
     top_activations,
 )
 from convscope.serve import images
-from convscope.serve.images import BoundedStore
+from convscope.serve.cache import ResultCache
 from convscope.serve.jobs import Job
 from convscope.serve.state import ServeState, state_of
 
@@ -54,9 +54,6 @@ answered at once; anything larger is a job."""
 
 ALL_CHANNELS_VALUES = 16 * 1024**2
 """A result keeps every channel's values when that is at most this many numbers (64 MB)."""
-
-CACHE_ITEMS, CACHE_BYTES = 32, 512 * 1024**2
-"""Bounds of the cache of results: entries, and the bytes of their values and pixels."""
 
 
 @dataclass(frozen=True)
@@ -81,19 +78,18 @@ def asked(model: str, layer: str, channel: int, image: str | None, top: int, cal
 
 
 class ExampleCache:
-    """Results by (model, weights, layer, call, images): bounded, thread-safe, and each
-    computed once however many requests ask for it at the same time."""
+    """Results by (model, weights, layer, call, images), kept in the server's result cache
+    (so ``--cache-mb`` bounds them too), each computed once however many requests ask for
+    it at the same time. A result of every channel answers any channel."""
 
-    def __init__(self) -> None:
-        self.results: BoundedStore[tuple[Any, ...], TopActivations] = BoundedStore(
-            CACHE_ITEMS, CACHE_BYTES, result_bytes
-        )
+    def __init__(self, results: ResultCache) -> None:
+        self.results = results
         self._lock = threading.Lock()
         self._computing: dict[tuple[Any, ...], threading.Lock] = {}
 
     def find(self, key: tuple[Any, ...], channel: int) -> TopActivations | None:
         """The cached result that answers ``channel``: every channel's, or that one's."""
-        return self.results.get(key) or self.results.get((*key, channel))
+        return self.results.get(("examples", *key)) or self.results.get(("examples", *key, channel))
 
     def compute(
         self, key: tuple[Any, ...], channel: int, work: Callable[[], TopActivations]
@@ -107,7 +103,8 @@ class ExampleCache:
                 if found is None:
                     found = work()
                     whole = len(found.channels) == found.units
-                    self.results.put(key if whole else (*key, found.channel), found)
+                    kept = ("examples", *key) if whole else ("examples", *key, found.channel)
+                    self.results.put(kept, found, result_bytes(found))
                 return found
         finally:
             with self._lock:
@@ -124,7 +121,7 @@ def cache_of(request: Request) -> ExampleCache:
     app_state = request.app.state
     cache = getattr(app_state, "examples_cache", None)
     if cache is None:
-        cache = app_state.examples_cache = ExampleCache()
+        cache = app_state.examples_cache = ExampleCache(state_of(request).cache)
     return cache
 
 
