@@ -60,7 +60,8 @@ class Answer:
 
     @classmethod
     def of(cls, meta: dict[str, Any], png: bytes | None) -> Answer:
-        return cls(meta, json.dumps(meta, allow_nan=False), png)  # JSON has no NaN
+        text = json.dumps(meta, allow_nan=False, separators=(",", ":"))  # JSON has no NaN
+        return cls(meta, text, png)
 
     @property
     def nbytes(self) -> int:
@@ -71,7 +72,7 @@ class Answer:
         """The JSON answer, with ``png`` set to ``png_url`` when given."""
         body = self.text
         if png_url is not None:
-            body = f'{body[:-1]}, "png": {json.dumps(png_url)}}}'
+            body = f'{body[:-1]},"png":{json.dumps(png_url)}}}'
         return Response(body, media_type="application/json")
 
 
@@ -225,7 +226,7 @@ def layer_maps(
     return LayerMaps(
         name=layer,
         type=type(resolve_layers(model.module, [layer])[layer]).__name__,
-        output=calls[index].float().numpy(),
+        output=calls[index].float().contiguous().numpy(),  # channels_last models too
         call=index,
         calls=max(total, index + 1),
     )

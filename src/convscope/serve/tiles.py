@@ -16,15 +16,17 @@ the numbers to read the pixels back (docs/dashboard/api.md):
   (a diverging gray tile's -1..1 too), gray or RGB; ``range`` says what black and white
   stand for in weight units (null for ``per-kernel``, where every kernel has its own).
 
-Pure numpy and Pillow: no model, no matplotlib. PNGs are written with zlib level 1
-(:data:`COMPRESS_LEVEL`): a few times faster than Pillow's default for about the same size
-on maps.
+Pure numpy and Pillow: no model, no matplotlib. PNGs are written with zlib level 1 and
+its run-length strategy (:data:`COMPRESS_LEVEL`, :data:`COMPRESS_TYPE`): on real maps
+(``resnet50``'s ``layer1`` at 224x224, random init: 896 x 896 pixels) 18 ms for 518 KB
+on 2 cores, where level 1 with zlib's default strategy takes 24 ms for 548 KB.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,9 @@ if TYPE_CHECKING:
 
 COMPRESS_LEVEL = 1
 """zlib level of the tile PNGs: fast to write, the page decodes any level alike."""
+
+COMPRESS_TYPE = zlib.Z_RLE
+"""zlib strategy of the tile PNGs: run lengths, faster and smaller than the default on maps."""
 
 MAX_VALUES = 4096
 """Most values a vector layer answers without ``top``."""
@@ -61,7 +66,7 @@ def encode_png(pixels: np.ndarray) -> bytes:
     """PNG bytes of ``uint8`` ``H x W`` (gray) or ``H x W x 3`` (RGB) pixels, written fast."""
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(
-        buffer, format="PNG", compress_level=COMPRESS_LEVEL
+        buffer, format="PNG", compress_level=COMPRESS_LEVEL, compress_type=COMPRESS_TYPE
     )
     return buffer.getvalue()
 
@@ -90,26 +95,28 @@ def quantize_maps(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
     Returns ``(codes, lo, hi, finite)``: ``codes`` the shape of ``maps``, ``lo``/``hi`` the
     per-map finite min and max (0 for a map with no finite value), ``finite`` whether
-    each map is wholly finite.
+    each map is wholly finite. The arithmetic is float32 (a code is off by at most a
+    rounding of its half step, never by a step).
     """
     k = maps.shape[0]
-    flat = maps.reshape(k, -1)
-    ok = np.isfinite(flat)
-    finite = ok.all(axis=1)
-    if finite.all():
-        lo, hi = flat.min(axis=1), flat.max(axis=1)
-    else:
+    flat = np.ascontiguousarray(maps, dtype=np.float32).reshape(k, -1)
+    lo, hi = flat.min(axis=1), flat.max(axis=1)  # NaN or inf in a map shows here
+    finite = np.isfinite(lo) & np.isfinite(hi)
+    if not finite.all():
+        ok = np.isfinite(flat)
+        finite = ok.all(axis=1)
         lo = np.where(ok, flat, np.inf).min(axis=1)
         hi = np.where(ok, flat, -np.inf).max(axis=1)
         empty = ~ok.any(axis=1)
         lo[empty], hi[empty] = 0, 0
         flat = np.where(ok, flat, lo[:, None])  # coded 0 below, without NaN arithmetic
-    lo64, hi64 = lo.astype(np.float64), hi.astype(np.float64)
-    span = hi64 - lo64
-    scale = np.divide(255.0, span, out=np.zeros_like(span), where=span > 0)
-    codes = np.rint((flat - lo64[:, None]) * scale[:, None])
-    codes = np.clip(codes, 0, 255).astype(np.uint8)
-    return codes.reshape(maps.shape), lo, hi, finite
+    span = hi.astype(np.float64) - lo.astype(np.float64)
+    scale = np.divide(255.0, span, out=np.zeros_like(span), where=span > 0).astype(np.float32)
+    work = np.subtract(flat, lo[:, None], dtype=np.float32)
+    work *= scale[:, None]
+    np.rint(work, out=work)
+    np.clip(work, 0, 255, out=work)
+    return work.astype(np.uint8).reshape(maps.shape), lo, hi, finite
 
 
 def _number(value: float) -> float | None:
@@ -176,8 +183,11 @@ def feature_tiles(maps: np.ndarray, top: int | None = None) -> Tiles:
     codes, lo, hi, finite = quantize_maps(tiles)
     flat = tiles.reshape(len(channels), -1)
     means = flat.mean(axis=1, dtype=np.float64) if finite.all() else _finite_means(flat)
-    good = np.isfinite(maps)
-    whole = maps if good.all() else maps[good]
+    if len(channels) == count and finite.all():  # the maps' own ranges give the layer's
+        whole = np.array([lo.min(), hi.max()]) if count else maps.reshape(-1)
+    else:
+        good = np.isfinite(maps)
+        whole = maps if good.all() else maps[good]
     meta: dict[str, Any] = {
         "shape": shape,
         "channels": np.asarray(channels, dtype=np.int64).tolist(),
