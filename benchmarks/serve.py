@@ -32,8 +32,8 @@ into a temporary store first (a few minutes on 2 cores).
      ``conv1``, ``layer1`` ... ``layer4``, against the bare forward pass of the same
      images (``module(batch)`` in eval mode under ``torch.no_grad``, under
      ``torch.inference_mode``, and with the weights and input ``channels_last`` as the
-     server keeps them; the fastest of the three is the baseline) timed in this process
-     in turn with the requests (each step after a 50 ms pause, so neither process's
+     server keeps them; the fastest of the three is the baseline), timed in a process of
+     its own in turn with the requests (each step after a 50 ms pause, so neither process's
      OpenMP threads still spin while the other runs). Goal: p95 of each layer's JSON +
      PNG <= 1.3 x the bare pass's p95.
    - the epoch slider on the recorded run: for each epoch in turn (none asked before),
@@ -500,33 +500,53 @@ SETTLE_S = 0.05
 """Pause before each timed resnet50 step: the two processes' OpenMP threads spin a while
 after their work, which slows whichever runs next on 2 cores."""
 
+BARE_SCRIPT = """
+import copy, json, sys, time
+import torch
+import convscope
+from convscope.probe.features import prepare_input
 
-def bare_forward(images: list[str]) -> dict:
-    """The bare forward pass of ``resnet50`` (random init, as the server builds it) on the
-    images prepared as the server prepares them: ``{"run": run(image, mode)}``, one of
-    :data:`BARE_MODES` (``channels_last``: weights and input in that layout, no_grad)."""
-    import copy
+model = convscope.load_model("resnet50")  # random init, seed 0: as the server builds it
+module = model.module.eval()
+last = copy.deepcopy(module).to(memory_format=torch.channels_last)
+batches = {image: prepare_input(model, image).batch for image in json.loads(sys.argv[1])}
+lasts = {image: b.contiguous(memory_format=torch.channels_last) for image, b in batches.items()}
+print("ready", flush=True)
+for line in sys.stdin:
+    image, mode = line.split()
+    net, batch = (last, lasts[image]) if mode == "channels_last" else (module, batches[image])
+    context = torch.inference_mode() if mode == "inference_mode" else torch.no_grad()
+    started = time.perf_counter()
+    with context:
+        net(batch)
+    print(time.perf_counter() - started, flush=True)
+"""
 
-    import torch
 
-    import convscope
-    from convscope.probe.features import prepare_input
+class BareForward:
+    """The bare forward pass of ``resnet50`` in a process of its own (as the server is
+    one), on the images prepared as the server prepares them: :meth:`run` times one
+    pass in one of :data:`BARE_MODES` (``channels_last``: weights and input in that
+    layout, as the server keeps large models; under no_grad)."""
 
-    model = convscope.load_model("resnet50")
-    module = model.module.eval()
-    last = copy.deepcopy(module).to(memory_format=torch.channels_last)
-    batches = {image: prepare_input(model, image).batch for image in images}
-    lasts = {image: b.contiguous(memory_format=torch.channels_last) for image, b in batches.items()}
+    def __init__(self, images: list[str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", BARE_SCRIPT, json.dumps(images)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if self.process.stdout.readline().strip() != "ready":
+            raise SystemExit("the bare forward process did not start")
 
-    def run(image: str, mode: str) -> float:
-        context = torch.inference_mode() if mode == "inference_mode" else torch.no_grad()
-        net, batch = (last, lasts[image]) if mode == "channels_last" else (module, batches[image])
-        started = time.perf_counter()
-        with context:
-            net(batch)
-        return time.perf_counter() - started
+    def run(self, image: str, mode: str) -> float:
+        self.process.stdin.write(f"{image} {mode}\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline())
 
-    return {"run": run}
+    def stop(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
 
 
 def measure_explorer(root: Path, args: argparse.Namespace) -> dict:
@@ -541,7 +561,7 @@ def measure_explorer(root: Path, args: argparse.Namespace) -> dict:
     samples = args.tile_samples
     resnet_images = [f"sample:{name}" for name in RESNET_IMAGES]
     resnet_images += [f"fashion-mnist:test:{i}" for i in range(samples - len(resnet_images))]
-    bare = bare_forward(resnet_images)
+    bare = BareForward(resnet_images)
     server = Server(store, root / "explorer.log")
     try:
         with httpx.Client(base_url=server.base, timeout=600) as client:
@@ -554,6 +574,7 @@ def measure_explorer(root: Path, args: argparse.Namespace) -> dict:
             figures["rss_peak_mb"] = server.rss_mb().get("VmHWM")
     finally:
         server.stop()
+        bare.stop()
     figures["server_tracebacks"] = (root / "explorer.log").read_text().count("Traceback")
     figures["lenet5_run"] = {"epochs": args.switch_epochs, "trained_in_s": round(trained_s, 1)}
     figures["cpu_count"] = os.cpu_count()
@@ -567,7 +588,7 @@ def explorer_latencies(
     epochs: int,
     samples: int,
     resnet_images: list[str],
-    bare: dict,
+    bare: BareForward,
 ) -> dict:
     health: list[float] = []
 
@@ -582,7 +603,7 @@ def explorer_latencies(
         tiles_pair(client, features_path("resnet50", layer, "fashion-mnist:test:9999"))
     for image in resnet_images[:2]:
         for mode in BARE_MODES:
-            bare["run"](image, mode)
+            bare.run(image, mode)
 
     tiles: dict[str, dict[str, list[float]]] = {m: {"json": [], "pair": []} for m in TILE_MODELS}
     for i in range(samples):  # a new image each time: nothing of it is cached
@@ -602,7 +623,7 @@ def explorer_latencies(
         for step in steps if i % 2 == 0 else steps[::-1]:
             time.sleep(SETTLE_S)  # the other process's OpenMP threads stop spinning
             if step in forward:
-                forward[step].append(bare["run"](image, step))
+                forward[step].append(bare.run(image, step))
                 continue
             json_s, pair_s = tiles_pair(client, features_path("resnet50", step, image))
             resnet[step]["json"].append(json_s)

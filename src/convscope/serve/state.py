@@ -34,6 +34,12 @@ T = TypeVar("T")
 WORKERS = 2
 """Threads for CPU work: the machine's cores, so requests queue instead of thrashing."""
 
+MODEL_WORKERS = 1
+"""Threads for model work (forward passes): one, whose torch threads use every core. Two
+threads taking turns make each pass slower (``resnet50`` at 224x224 on 2 cores: 95 ms on
+one thread, 118 ms alternating between two: torch's per-thread OpenMP teams), and two
+passes at once share the same cores anyway."""
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -49,6 +55,7 @@ class ServeConfig:
     base_url: str = "/"
     """The path prefix the app is served under (``/proxy/8765/`` behind JupyterHub)."""
     workers: int = WORKERS
+    model_workers: int = MODEL_WORKERS
     max_models: int = MAX_MODELS
     """Most models the pool keeps loaded (least recently used dropped first)."""
     models_mb: int = MAX_MB
@@ -64,6 +71,9 @@ class ServeState:
 
     config: ServeConfig
     executor: ThreadPoolExecutor = field(init=False)
+    """Threads for work that runs no model (store reads, cached maps, uploads)."""
+    model_executor: ThreadPoolExecutor = field(init=False)
+    """The thread(s) for model work (:data:`MODEL_WORKERS`)."""
     job_executor: ThreadPoolExecutor = field(init=False)
     """Long jobs get threads of their own, so maps being computed for every run of a page
     never hold up the quick requests (the run list, metrics, cached maps)."""
@@ -81,6 +91,9 @@ class ServeState:
         self.executor = ThreadPoolExecutor(
             max_workers=self.config.workers, thread_name_prefix="convscope-worker"
         )
+        self.model_executor = ThreadPoolExecutor(
+            max_workers=self.config.model_workers, thread_name_prefix="convscope-model"
+        )
         self.tracing = SharedOrAlone()
         self.job_executor = ThreadPoolExecutor(
             max_workers=self.config.workers, thread_name_prefix="convscope-job"
@@ -97,27 +110,35 @@ class ServeState:
         self.pictures = BoundedStore(KEEP_FINISHED, 256 * 1024**2, len)
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run model work ``function(*args, **kwargs)`` in the worker pool; await its result."""
-        return await self._in_pool(self.tracing.shared, function, *args, **kwargs)
+        """Run model work ``function(*args, **kwargs)`` on the model thread; await its result."""
+        return await self._in_pool(
+            self.model_executor, self.tracing.shared, function, *args, **kwargs
+        )
 
     async def run_io(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """As :meth:`run` for work that runs no model (store reads, cached maps): it never
-        waits for a trace."""
-        return await self._in_pool(nullcontext, function, *args, **kwargs)
+        """As :meth:`run` for work that runs no model (store reads, cached maps), in the
+        worker pool: it never waits for model work or a trace."""
+        return await self._in_pool(self.executor, nullcontext, function, *args, **kwargs)
 
     async def run_alone(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """As :meth:`run`, with no other model work running meanwhile (a torch.fx trace)."""
-        return await self._in_pool(self.tracing.alone, function, *args, **kwargs)
+        """Model work with no other model work running meanwhile (a torch.fx trace), in the
+        worker pool: waiting for a job to finish never holds up the model thread."""
+        return await self._in_pool(self.executor, self.tracing.alone, function, *args, **kwargs)
 
     async def _in_pool(
-        self, hold: Callable[[], Any], function: Callable[..., T], *args: Any, **kwargs: Any
+        self,
+        executor: ThreadPoolExecutor,
+        hold: Callable[[], Any],
+        function: Callable[..., T],
+        *args: Any,
+        **kwargs: Any,
     ) -> T:
         def call() -> T:
             with hold():
                 return function(*args, **kwargs)
 
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, call)
+        return await loop.run_in_executor(executor, call)
 
     def cached(
         self,
@@ -149,6 +170,7 @@ class ServeState:
         """Stop the workers (running jobs finish; queued ones are dropped)."""
         self.jobs.cancel_all()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.model_executor.shutdown(wait=False, cancel_futures=True)
         self.job_executor.shutdown(wait=False, cancel_futures=True)
 
 
