@@ -43,6 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "  convscope serve                                  # then open the URL it prints\n"
         "  convscope serve --store demo-out/runs --open     # and open the browser\n"
         "  convscope serve --model lenet.ckpt --port 0      # a checkpoint too; any free port\n"
+        "  convscope serve --model resnet50=imagenet        # a zoo model with trained weights\n"
         "  convscope serve --host 0.0.0.0 --token s3cret    # reachable from other machines\n"
         "  convscope serve --base-url /proxy/8765/          # behind the JupyterHub proxy",
     )
@@ -54,7 +55,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         nargs="+",
         default=[],
         metavar="MODEL",
-        help="a model to offer beside the zoo and the runs (checkpoint, Keras file, ...)",
+        help="a model to offer beside the zoo and the runs: a checkpoint, a Keras file, "
+        "or MODEL=WEIGHTS (resnet50=imagenet, lenet5=w.pth: --weights of the other "
+        "commands); each is loaded at start, so a broken one stops the server at once",
     )
     serve.add_argument(
         "--host", default=DEFAULT_HOST, help=f"the address to listen on ({DEFAULT_HOST})"
@@ -197,6 +200,7 @@ def run_serve(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     config = serve_config(args, port, token)
     app = create_app(config)
+    preload_models(app)
     url = dashboard_url(args.host, port, config.base_url, token)
     print(f"convscope dashboard: {url} (Ctrl-C stops it)", flush=True)
     if args.open:
@@ -204,6 +208,17 @@ def run_serve(args: argparse.Namespace) -> int:
 
         webbrowser.open(url)
     return serve_until_stopped(app, sock, config)
+
+
+def preload_models(app: Any) -> None:
+    """Load every ``--model`` now: a file that does not load is this command's one-line
+    error (exit 2), not five failed requests in the page later."""
+    pool = app.state.convscope.models
+    for name, spec in pool.given.items():
+        try:
+            pool.get(name)
+        except ConvscopeError as error:
+            raise ConvscopeError(f"--model {spec}: {error}") from None
 
 
 def serve_until_stopped(app: Any, sock: socket.socket, config: Any) -> int:

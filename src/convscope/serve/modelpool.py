@@ -58,17 +58,38 @@ def looks_like_path(text: str) -> bool:
     )
 
 
+def split_weights(spec: str) -> tuple[str, str | None]:
+    """A ``--model`` string's model and the weights to load into it: ``resnet50=imagenet``
+    is ``("resnet50", "imagenet")`` (``--weights`` of the other commands), ``lenet5=w.pth``
+    a file's weights. A string that is an existing path is a file, never split."""
+    if "=" not in spec or os.path.exists(spec):
+        return spec, None
+    model, _, weights = spec.partition("=")
+    if not model or not weights:
+        raise ConvscopeError(
+            f"--model {spec!r}: give MODEL or MODEL=WEIGHTS, e.g. resnet50=imagenet"
+        )
+    return model, weights
+
+
+def _short_name(text: str) -> str:
+    """A name as a request may use it: a path by its file name (no encoded slash)."""
+    return text if not any(mark in text for mark in "/\\") else PureWindowsPath(text).name
+
+
 def served_names(given: Iterable[str]) -> dict[str, str]:
     """The name a request uses for each ``--model``, to what was given.
 
     A name without a slash is used as given; a path by its file name (a request's path
     may hold no encoded slash), numbered when two share one or it is a zoo name.
+    ``MODEL=WEIGHTS`` is served as ``MODEL=WEIGHTS`` with each part so shortened.
     """
     from convscope.models.registry import zoo
 
     names: dict[str, str] = {}
     for spec in given:
-        name = spec if not any(mark in spec for mark in "/\\") else PureWindowsPath(spec).name
+        model, weights = split_weights(spec)
+        name = _short_name(model) + (f"={_short_name(weights)}" if weights else "")
         base, number = name, 2
         while name in names or (name in zoo() and name != spec):
             name, number = f"{base} ({number})", number + 1
@@ -201,7 +222,10 @@ class ModelPool:
 
     def stamp(self, key: str) -> str:
         """The on-disk stamp of a ``--model`` file key (``""`` for any other model)."""
-        return file_stamp(key) if key in self.given.values() else ""
+        if key not in self.given.values():
+            return ""
+        model, weights = split_weights(key)
+        return f"{file_stamp(model)}|{file_stamp(weights or '')}"
 
     def _pooled(self, key: str, stamp: str) -> LoadedModel | None:
         """The pooled model of ``key`` (now the most recently used), unless its file
@@ -267,7 +291,8 @@ class ModelPool:
     def _load(self, key: str) -> LoadedModel:
         from convscope.models.loading import load_model
 
-        model = load_model(key, store=self.store)
+        spec, weights = split_weights(key) if key in self.given.values() else (key, None)
+        model = load_model(spec, weights=weights, store=self.store)
         fast_layout(model)
         return model
 
