@@ -22,6 +22,7 @@ from convscope.data.datasets import load_dataset
 from convscope.data.spec import resolve_images, to_batch
 from convscope.errors import ConvscopeError, LayerError
 from convscope.probe.examples import TopActivations, example_images, top_activations
+from convscope.render.examples import example_notes
 
 SPEC = "mnist:test:0-300"
 
@@ -226,6 +227,89 @@ def test_the_figure_draws_both_rows(lenet5, tmp_path: Path) -> None:
     assert texts[0].startswith("most active (9 of 300") and texts[1].startswith("least active")
     title = figure._suptitle.get_text()
     assert "layer conv2d_2" in title and "channel 5" in title and "untrained" in title
+
+
+def relu_of_input() -> nn.Sequential:
+    """A 1x1 convolution passing its input through a ReLU: an image's value is its mean,
+    cut at 0."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].bias.zero_()
+    return model
+
+
+def test_one_image_is_nothing_to_rank_not_an_inactive_channel(lenet5) -> None:
+    result = top_activations(lenet5, "conv2d_1", "mnist:test:0", 3, channel=0)
+    assert result.count == 1 and result.activations[0] != 0
+    assert not result.constant and result.overlapping
+    assert [e.spec for e in result.ranked] == ["mnist:test:0"]
+    assert example_notes(result) == [
+        "1 image: nothing to rank; give a range such as mnist:test:0-500"
+    ]
+    figure = result.figure()
+    assert [block._suptitle.get_text() for block in figure.subfigs] == ["the only image"]
+    title = figure._suptitle.get_text()
+    assert "over 1 image (mnist:test:0)" in title and "1 images" not in title
+    assert "1 image: nothing to rank" in title and "not active" not in title
+
+
+def test_a_constant_channel_says_not_active_only_at_zero() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.copy_(torch.tensor([-1.0, 0.5]))  # channel 0 is 0, channel 1 is 0.5
+    result = top_activations(model, "1", "mnist:test:0-40", 4, input_shape=(1, 28, 28))
+    zero, half = result, result.select(1)
+    assert zero.constant and half.constant
+    assert example_notes(zero) == [
+        "every image gives 0: the channel is not active on this set (shown in set order)"
+    ]
+    assert example_notes(half) == [
+        "the channel gives 0.5, the same for every image: nothing to rank (shown in set order)"
+    ]
+    assert "not active" not in half.figure()._suptitle.get_text()
+    assert "the same for every image" in half.figure()._suptitle.get_text()
+
+
+def test_a_set_smaller_than_both_ends_is_shown_once_most_to_least(lenet5) -> None:
+    for k, fewer in ((9, ""), (5, ""), (3, ", too few for 3 at each end")):
+        result = top_activations(lenet5, "conv2d_1", "mnist:test:0-5", k, channel=0)
+        assert result.overlapping and len(result.top) == len(result.bottom) == min(k, 5)
+        values = [e.activation for e in result.ranked]
+        assert len(result.ranked) == 5 and values == sorted(values, reverse=True)
+        assert {e.spec for e in result.ranked} == {f"mnist:test:{i}" for i in range(5)}
+        assert example_notes(result) == [
+            f"the set has 5 images{fewer}: all 5 shown once, most to least active"
+        ]
+        figure = result.figure()
+        labels = [block._suptitle.get_text() for block in figure.subfigs]
+        assert labels == ["all 5 images, most to least active"]
+        assert example_notes(result)[0] in figure._suptitle.get_text()
+        assert len([ax for ax in figure.subfigs[0].axes if ax.images]) == 5  # each image once
+    two = top_activations(lenet5, "conv2d_1", "mnist:test:0-5", 2, channel=0)
+    assert not two.overlapping and example_notes(two) == []
+    assert not {e.spec for e in two.top} & {e.spec for e in two.bottom}
+
+
+def test_an_end_cut_inside_a_tie_says_how_many_tie() -> None:
+    pixels = -torch.ones(50, 1, 8, 8)
+    pixels[17] = 2.0  # 49 of the 50 images give 0, image 17 gives 2
+    result = top_activations(relu_of_input(), "1", pixels, 9)
+    assert [e.index for e in result.bottom] == list(range(9))  # set order among the tied
+    assert [e.index for e in result.top] == [17, *range(8)]
+    assert result.tie("bottom") == (0.0, 49) and result.tie("top") == (0.0, 49)
+    assert example_notes(result) == [
+        "most active: 49 images tie at 0 (shown in set order)",
+        "least active: 49 images tie at 0 (shown in set order)",
+    ]
+    title = result.figure()._suptitle.get_text()
+    assert "least active: 49 images tie at 0 (shown in set order)" in title
+    few = pixels.clone()
+    few[:47] = torch.linspace(1, 3, 47).view(47, 1, 1, 1)  # 3 zeros, all within the bottom 9
+    free = top_activations(relu_of_input(), "1", few, 9)
+    assert free.tie("bottom") is None and free.tie("top") is None
+    assert example_notes(free) == []
 
 
 # --------------------------------------------------------------------------- runs

@@ -59,7 +59,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_TOP,
         metavar="K",
         help=f"how many images at each end: the K most and the K least active (default "
-        f"{DEFAULT_TOP})",
+        f"{DEFAULT_TOP}); a set of fewer than 2K images is listed once, most to least active",
     )
     parser.add_argument(
         "--batch-size",

@@ -4,7 +4,9 @@ What OpenAI Microscope shows beside each unit. :func:`top_activations` runs a se
 images through the model in batches and keeps one number per image and channel: the
 mean of the channel's map over its spatial positions (for a layer whose output is a
 vector, ``N x F``, unit C's value). The images with the highest and the lowest value
-are the result's ``top`` and ``bottom``, sorted (ties by position in the set).
+are the result's ``top`` and ``bottom``, sorted (ties by position in the set); they
+share images when the set has fewer than ``2 k`` (the views then show ``ranked``, every
+image once).
 
 Memory stays small whatever the set: the hook reduces each batch's output to its
 channel means as the layer gives it (``N x C`` numbers are all that is kept, never a
@@ -129,24 +131,59 @@ class TopActivations(FigureResult):
 
     @property
     def constant(self) -> bool:
-        """Whether every image gives the channel the same value (it is dead on this set)."""
+        """Whether the set has two images or more and all give the channel one value."""
         values = self.activations[np.isfinite(self.activations)]
-        return bool(values.size) and bool(values.min() == values.max())
+        return values.size > 1 and bool(values.min() == values.max())
 
     @property
     def activations(self) -> np.ndarray:
         """The chosen channel's value for every image of the set, in set order."""
         return self.values[:, self.channels.index(self.channel)]
 
+    @property
+    def shown(self) -> int:
+        """How many images each end holds: ``k``, or the whole set when it has fewer."""
+        return min(self.k, self.count)
+
+    @property
+    def overlapping(self) -> bool:
+        """Whether ``top`` and ``bottom`` share images (the set has fewer than ``2 k``).
+
+        The views then show :attr:`ranked`, every image once, instead of two ends.
+        """
+        return 2 * self.shown > self.count
+
     @cached_property
     def top(self) -> list[Example]:
         """The ``k`` images with the highest value, highest first (ties: set order)."""
-        return self._examples(np.argsort(-self.activations, kind="stable"))
+        return self._examples(self._order(highest=True), self.shown)
 
     @cached_property
     def bottom(self) -> list[Example]:
         """The ``k`` images with the lowest value, lowest first (ties: set order)."""
-        return self._examples(np.argsort(self.activations, kind="stable"))
+        return self._examples(self._order(highest=False), self.shown)
+
+    @cached_property
+    def ranked(self) -> list[Example]:
+        """Every image of the set, highest value first (ties: set order)."""
+        return self._examples(self._order(highest=True), self.count)
+
+    def tie(self, end: str) -> tuple[float, int] | None:
+        """``(value, images)`` when the cut of ``end`` (``"top"`` or ``"bottom"``) falls in a
+        tie: the last image it holds shares its value with images it leaves out (which of
+        them it holds is then set order). None otherwise, or when nothing is left out."""
+        if end not in ("top", "bottom"):
+            raise ValueError(f"end must be 'top' or 'bottom', got {end!r}")
+        if self.shown >= self.count:
+            return None
+        values = self.activations
+        order = self._order(highest=end == "top")
+        last = values[order[self.shown - 1]]
+        if not np.isfinite(last):
+            return None
+        tied = int(np.count_nonzero(values == last))
+        held = int(np.count_nonzero(values[order[: self.shown]] == last))
+        return (float(last), tied) if tied > held else None
 
     def select(self, channel: int | None = None, k: int | None = None) -> TopActivations:
         """The same set's examples for another channel and/or ``k`` (no model run)."""
@@ -159,10 +196,15 @@ class TopActivations(FigureResult):
             )
         return replace(self, channel=channel, k=check_k(self.k if k is None else k))
 
-    def _examples(self, order: np.ndarray) -> list[Example]:
+    def _order(self, *, highest: bool) -> np.ndarray:
+        """The set's indices by value, highest (or lowest) first; ties in set order."""
+        values = self.activations
+        return np.argsort(-values if highest else values, kind="stable")
+
+    def _examples(self, order: np.ndarray, count: int) -> list[Example]:
         values, names = self.activations, self.class_names or ()
         chosen = []
-        for i in order[: min(self.k, self.count)].tolist():
+        for i in order[:count].tolist():
             label = int(self.labels[i])
             chosen.append(
                 Example(
@@ -189,6 +231,8 @@ class TopActivations(FigureResult):
         return None
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON: ``top`` and ``bottom`` hold ``min(k, count)`` images each (so
+        they share images when the set has fewer than ``2 k``)."""
         return {
             "model": self.model,
             "weights": self.model_weights,
