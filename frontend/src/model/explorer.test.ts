@@ -9,6 +9,8 @@ import {
   defaultLayer,
   fitView,
   flatShape,
+  GRAPH_HINT,
+  KEEP_PX,
   formatCount,
   isLastLayer,
   isLayerNode,
@@ -29,14 +31,23 @@ import {
   shapeText,
   tooltipRows,
   viewBoxText,
+  visiblePixels,
+  wheelPan,
+  wheelPixels,
   zoomAt,
   type Box,
   type GraphNode,
   type LayerRow,
 } from './graph';
-import { datasetUrl, imageUrl, isBrowsable, pageStep, pageText, parseDatasetPage, parsePrediction, parseSamples, percent, sourceOf } from './input';
+import { datasetUrl, firstOfRange, imageUrl, isBrowsable, normaliseSpec, pageStep, pageText, parseDatasetPage, parsePrediction, parseSamples, percent, rovingStep, rovingStop, sourceOf } from './input';
 import {
+  askedEpoch,
+  dashboardDescription,
   defaultModel,
+  distinctTails,
+  epochNote,
+  epochsText,
+  givenSource,
   epochLabel,
   epochOfText,
   keepsImage,
@@ -118,6 +129,70 @@ describe('model and epoch', () => {
     expect(epochOfText(0, [0, 1, 2])).toBe('epoch 0 = before training (of 2)');
     expect(epochOfText(2, [0, 1, 2])).toBe('epoch 2 (latest)');
     expect(epochOfText(1, [0, 1, 2])).toBe('epoch 1 (of 2)');
+  });
+
+  it('reads the epoch the route asked for, as written', () => {
+    expect(askedEpoch(new URLSearchParams('model=run:ab&epoch=7'))).toBe('7');
+    expect(askedEpoch(new URLSearchParams('model=run:ab&epoch=-1'))).toBe('-1');
+    expect(askedEpoch(new URLSearchParams('model=run:ab&epoch=abc'))).toBe('abc');
+    expect(askedEpoch(new URLSearchParams('model=run:ab@5'))).toBe('5');
+    expect(askedEpoch(new URLSearchParams('model=run:ab&epoch='))).toBeNull();
+    expect(askedEpoch(new URLSearchParams('model=run:ab'))).toBeNull();
+  });
+
+  it('says when the run lacks the epoch asked, and which it shows instead', () => {
+    const epochs = [0, 1, 2, 3];
+    expect(epochNote('lenet5-mnist', '7', epochs, pickEpoch(epochs, 7))).toBe('run lenet5-mnist has no epoch 7; showing epoch 3 (its epochs: 0–3)');
+    expect(epochNote('lenet5-mnist', '-1', epochs, 3)).toBe('run lenet5-mnist has no epoch -1; showing epoch 3 (its epochs: 0–3)');
+    expect(epochNote('lenet5-mnist', 'abc', epochs, 3)).toBe('run lenet5-mnist has no epoch abc; showing epoch 3 (its epochs: 0–3)');
+    expect(epochNote('r', '2', [0, 1, 3], pickEpoch([0, 1, 3], 2))).toBe('run r has no epoch 2; showing epoch 1 (its epochs: 0, 1, 3)');
+    expect(epochNote('r', '2', epochs, 2)).toBeNull();
+    expect(epochNote('r', '02', epochs, 2)).toBeNull();
+    expect(epochNote('r', null, epochs, 3)).toBeNull();
+    expect(epochNote('r', '1', [], null)).toBe('run r has no epoch 1 (it has no checkpoints yet)');
+    expect(epochsText([0, 1, 2, 5, 7, 8, 10, 11, 12, 13])).toBe('0–2, 5, 7, 8, 10–13');
+    expect(epochsText([])).toBe('');
+  });
+
+  it('words the trained-weights hint for the dashboard (the server takes --model NAME=imagenet)', () => {
+    expect(dashboardDescription('resnet50', 'torchvision ResNet-50 (ImageNet, 1000 classes); --weights imagenet for trained weights')).toBe(
+      'torchvision ResNet-50 (ImageNet, 1000 classes); trained weights: start the server with --model resnet50=imagenet (or --model FILE)',
+    );
+    expect(dashboardDescription('efficientnet-lite0', 'EfficientNet-Lite0 (ImageNet, 1000 classes); --weights imagenet with convscope[pretrained]')).toBe(
+      'EfficientNet-Lite0 (ImageNet, 1000 classes); trained weights: start the server with --model efficientnet-lite0=imagenet (or --model FILE); needs convscope[pretrained]',
+    );
+    expect(dashboardDescription('lenet5', 'Keras LeNet-5 on 28x28')).toBe('Keras LeNet-5 on 28x28');
+    const zoo = modelChoices([{ name: 'resnet50', params: 25610152, dataset: 'imagenet', description: 'torchvision ResNet-50 (ImageNet, 1000 classes); --weights imagenet for trained weights' }], []);
+    expect(zoo[0].title).not.toMatch(/--weights/);
+  });
+
+  it('tells same-named --model files apart and lists an unloadable one disabled, its error as its title', () => {
+    expect(givenSource('given with --model: /tmp/b/checkpoint.ckpt (run f84719ab epoch 1)')).toBe('/tmp/b/checkpoint.ckpt');
+    expect(givenSource('given with --model: resnet50=imagenet (random init (seed 0))')).toBe('resnet50=imagenet');
+    expect(givenSource('given with --model: /tmp/a (x)/m.pt', false)).toBe('/tmp/a (x)/m.pt');
+    expect(distinctTails(['/a/b/m.pt', '/a/c/m.pt'])).toEqual(['b/m.pt', 'c/m.pt']);
+    expect(distinctTails(['/x/b/m.pt', '/y/b/m.pt'])).toEqual(['x/b/m.pt', 'y/b/m.pt']);
+    const choices = modelChoices(
+      [
+        { name: 'checkpoint.ckpt', params: 59082, dataset: 'fashion-mnist', description: 'given with --model: /tmp/fe/b/checkpoint.ckpt (run f84719ab epoch 1)' },
+        { name: 'checkpoint.ckpt (2)', params: 44426, dataset: 'mnist', description: 'given with --model: /tmp/fe/c/checkpoint.ckpt (run ab69c721 epoch 1)' },
+        { name: 'checkpoint.ckpt (3)', params: null, description: 'given with --model: /tmp/fe/a/checkpoint.ckpt', error: '/tmp/fe/a/checkpoint.ckpt: corrupt or unsafe PyTorch file (UnpicklingError)' },
+        { name: 'other.pt', params: 10, description: 'given with --model: /tmp/other.pt (file)' },
+      ],
+      [],
+    );
+    expect(choices.map((c) => c.label)).toEqual([
+      'checkpoint.ckpt (fashion-mnist, 59,082 params) — b/checkpoint.ckpt',
+      'checkpoint.ckpt (2) (mnist, 44,426 params) — c/checkpoint.ckpt',
+      'checkpoint.ckpt (3) — a/checkpoint.ckpt (could not be loaded)',
+      'other.pt (10 params)',
+    ]);
+    expect(choices[1].title).toBe('given with --model: /tmp/fe/c/checkpoint.ckpt (run ab69c721 epoch 1)');
+    expect(choices[1].source).toBe('/tmp/fe/c/checkpoint.ckpt');
+    expect(choices[2]).toMatchObject({ disabled: true, title: '/tmp/fe/a/checkpoint.ckpt: corrupt or unsafe PyTorch file (UnpicklingError)' });
+    expect(choices[0].disabled).toBeUndefined();
+    // a broken name is never the one a view opens with
+    expect(defaultModel(choices.slice(2, 3))).toBeNull();
   });
 
   it('lists runs (newest first), the zoo and the --model names, and opens the newest run', () => {
@@ -217,8 +292,48 @@ describe('diagram pan and zoom', () => {
     expect(far.x + far.w).toBeGreaterThan(content.x);
     expect(far.y + far.h).toBeGreaterThan(content.y);
     const clamped = clampView({ ...v, x: -1e6, y: 1e6 }, content, port);
-    expect(clamped.x + clamped.w).toBeCloseTo(content.x + clamped.w * 0.2, 6);
-    expect(clamped.y).toBeCloseTo(content.y + content.h - clamped.h * 0.2, 6);
+    expect(clamped.x + clamped.w).toBeCloseTo(content.x + KEEP_PX / s, 6);
+    expect(clamped.y).toBeCloseTo(content.y + content.h - KEEP_PX / s, 6);
+  });
+
+  it('never lets a drag take the diagram out of view: 80 px of its nodes stay, at any zoom and either way', () => {
+    const nodes: Box = { x: 271.6, y: 50, w: 163.2, h: 810 }; // lenet5's column of boxes
+    const padded = nodesBounds([nodes], 24)!;
+    const small = { width: 420, height: 500 };
+    for (const factor of [0.01, 0.5, 1, 3, 100]) {
+      const v = zoomAt(fitView(padded, small), factor, 0.5, 0.5, padded, small, nodes);
+      for (const [dx, dy] of [[1e5, 0], [-1e5, 0], [0, 1e5], [0, -1e5], [1e5, -1e5], [-3e4, 2e4]]) {
+        const p = panBy(v, dx, dy, padded, small, nodes);
+        const seen = visiblePixels(p, nodes, small);
+        const s = scaleOf(p, small);
+        // 80 px each way, or all of the nodes where they are narrower than that on screen
+        expect(seen.x).toBeGreaterThanOrEqual(Math.min(KEEP_PX, nodes.w * s) - 1e-6);
+        expect(seen.y).toBeGreaterThanOrEqual(Math.min(KEEP_PX, nodes.h * s) - 1e-6);
+      }
+    }
+    // a diagram smaller than 80 px on screen stays in view whole
+    const tiny: Box = { x: 0, y: 0, w: 20, h: 20 };
+    const t = clampView({ x: 500, y: -500, w: 600, h: 800 }, tiny, port);
+    expect(visiblePixels(t, tiny, port)).toEqual({ x: 20, y: 20 });
+  });
+
+  it('scrolls a tall diagram with the wheel like a page, and hands the wheel to the page at its ends', () => {
+    const top = openingView(content, port, 0); // width-fitted, at the top
+    const s = scaleOf(top, port);
+    const down = wheelPan(top, 0, 100, content, port)!;
+    expect(down.y).toBeCloseTo(top.y + 100 / s, 9);
+    expect(down.w).toBe(top.w);
+    expect(wheelPan(top, 0, -100, content, port)).toBeNull(); // already at the top: the page scrolls
+    const bottom = wheelPan(top, 0, 1e6, content, port)!;
+    expect(bottom.y + bottom.h).toBeCloseTo(content.y + content.h, 6); // stops at the end
+    expect(wheelPan(bottom, 0, 50, content, port)).toBeNull();
+    // a diagram that fits whole never takes the wheel
+    const whole = fitView(content, port);
+    expect(wheelPan(whole, 0, 100, content, port)).toBeNull();
+    expect(wheelPan(whole, 0, -100, content, port)).toBeNull();
+    expect(wheelPixels(0, 3, 1, port)).toEqual([0, 48]);
+    expect(wheelPixels(0, 1, 2, port)).toEqual([0, 800]);
+    expect(GRAPH_HINT).toMatch(/Ctrl\+scroll .*pinch to zoom/);
   });
 
   it('keeps scale and corner when the viewport is resized', () => {
@@ -395,6 +510,42 @@ describe('input', () => {
     expect(sourceOf('upload:ab', true)).toBe('upload');
     expect(sourceOf(null, false)).toBe('samples');
     expect(sourceOf(null, true)).toBe('dataset');
+  });
+
+  it('shows a range SPEC as its first image, and says so', () => {
+    expect(firstOfRange('mnist:test:0-5')).toBe('mnist:test:0');
+    expect(firstOfRange(' fashion-mnist:train:007-9 ')).toBe('fashion-mnist:train:7');
+    expect(firstOfRange('mnist:test:5-5')).toBeNull(); // empty: the server says why
+    expect(firstOfRange('mnist:test:3')).toBeNull();
+    expect(firstOfRange('sample:chelsea')).toBeNull();
+    expect(normaliseSpec('mnist:test:0-5')).toEqual({ spec: 'mnist:test:0', note: 'mnist:test:0-5 is a range: showing its first image, mnist:test:0' });
+    expect(normaliseSpec('mnist:test:4')).toEqual({ spec: 'mnist:test:4', note: null });
+    expect(normaliseSpec(null)).toEqual({ spec: null, note: null });
+  });
+
+  it('moves one Tab stop through the thumbnails with the arrows (roving focus)', () => {
+    // 24 thumbnails, 6 to a row
+    expect(rovingStep(0, 'ArrowRight', 24, 6)).toBe(1);
+    expect(rovingStep(23, 'ArrowRight', 24, 6)).toBe(23);
+    expect(rovingStep(0, 'ArrowLeft', 24, 6)).toBe(0);
+    expect(rovingStep(7, 'ArrowLeft', 24, 6)).toBe(6);
+    expect(rovingStep(2, 'ArrowDown', 24, 6)).toBe(8);
+    expect(rovingStep(20, 'ArrowDown', 24, 6)).toBe(20);
+    expect(rovingStep(8, 'ArrowUp', 24, 6)).toBe(2);
+    expect(rovingStep(2, 'ArrowUp', 24, 6)).toBe(2);
+    expect(rovingStep(9, 'Home', 24, 6)).toBe(0);
+    expect(rovingStep(9, 'End', 24, 6)).toBe(23);
+    expect(rovingStep(3, 'Enter', 24, 6)).toBeNull(); // the button itself chooses
+    expect(rovingStep(3, 'a', 24, 6)).toBeNull();
+    // a short last row: down from above a gap stays
+    expect(rovingStep(4, 'ArrowDown', 8, 6)).toBe(4);
+    expect(rovingStep(1, 'ArrowDown', 8, 6)).toBe(7);
+    expect(rovingStep(0, 'ArrowDown', 3, 0)).toBe(1); // no layout known: one column
+    expect(rovingStep(0, 'ArrowRight', 0, 6)).toBeNull();
+    // the Tab stop: the chosen image, else the first
+    expect(rovingStop(['mnist:test:0', 'mnist:test:1', 'mnist:test:2'], 'mnist:test:2')).toBe(2);
+    expect(rovingStop(['mnist:test:0', 'mnist:test:1'], 'sample:chelsea')).toBe(0);
+    expect(rovingStop(['mnist:test:0'], null)).toBe(0);
   });
 
   it('writes probabilities', () => {

@@ -1,6 +1,7 @@
 // The model explorer's architecture diagram: convscope's own layered SVG
-// (`api/models/{model}/graph.svg`) inlined safely, panned by dragging and zoomed with the
-// wheel, the buttons or the keyboard through its viewBox; a tooltip per node from the
+// (`api/models/{model}/graph.svg`) inlined safely, panned by dragging or the wheel (the
+// page scrolls on once the diagram's end is in view) and zoomed with Ctrl/⌘+wheel, a
+// pinch, the buttons or the keyboard through its viewBox; a tooltip per node from the
 // graph's JSON (`.../graph`); a click on a module node, or the layer list
 // (`.../layers`, nested layers of collapsed blocks included), selects the layer.
 import { ApiError, fetchOk } from '../api';
@@ -71,8 +72,15 @@ export function scaleLimits(content: Box, port: Size): [number, number] {
   return [Math.min(fitScale(content, port) * MIN_SCALE_OF_FIT, READABLE_SCALE), MAX_SCALE];
 }
 
-/** Keep the scale within its limits and some of the diagram in view. */
-export function clampView(view: Box, content: Box, port: Size): Box {
+/** However far the diagram is dragged, this many pixels of it (each way) stay in the viewport. */
+export const KEEP_PX = 80;
+
+/**
+ * Keep the scale within its limits and at least KEEP_PX pixels of the diagram in view
+ * (all of it, where it is smaller): `keep` is the part that counts (the nodes' own
+ * bounds, without the margin around them), by default `content`.
+ */
+export function clampView(view: Box, content: Box, port: Size, keep: Box = content): Box {
   const [lo, hi] = scaleLimits(content, port);
   let scale = scaleOf(view, port);
   let { x, y, w, h } = view;
@@ -82,35 +90,67 @@ export function clampView(view: Box, content: Box, port: Size): Box {
     scale = Math.min(hi, Math.max(lo, scale));
     ({ x, y, w, h } = viewAt(cx, cy, scale, port));
   }
-  // at least a fifth of the viewport (or all of the content) stays over the diagram
-  const keepX = Math.min(w * 0.2, content.w);
-  const keepY = Math.min(h * 0.2, content.h);
-  x = Math.min(Math.max(x, content.x + keepX - w), content.x + content.w - keepX);
-  y = Math.min(Math.max(y, content.y + keepY - h), content.y + content.h - keepY);
+  const keepX = Math.min(KEEP_PX / scale, keep.w, w);
+  const keepY = Math.min(KEEP_PX / scale, keep.h, h);
+  x = Math.min(Math.max(x, keep.x + keepX - w), keep.x + keep.w - keepX);
+  y = Math.min(Math.max(y, keep.y + keepY - h), keep.y + keep.h - keepY);
   return { x, y, w, h };
 }
 
+/** How many pixels of `keep` the view shows across and down (0 when it is out of view that way). */
+export function visiblePixels(view: Box, keep: Box, port: Size): { x: number; y: number } {
+  const scale = scaleOf(view, port);
+  const across = Math.min(view.x + view.w, keep.x + keep.w) - Math.max(view.x, keep.x);
+  const down = Math.min(view.y + view.h, keep.y + keep.h) - Math.max(view.y, keep.y);
+  return { x: Math.max(0, across) * scale, y: Math.max(0, down) * scale };
+}
+
+/**
+ * A plain wheel scrolls the diagram like a page: by (dx, dy) pixels, no further than
+ * its end reaching the viewport's edge. Null when it cannot move that way (its end is
+ * in view, or all of it fits): then the wheel scrolls the page instead.
+ */
+export function wheelPan(view: Box, dx: number, dy: number, content: Box, port: Size): Box | null {
+  const scale = scaleOf(view, port);
+  const along = (at: number, delta: number, size: number, start: number, length: number): number => {
+    if (delta > 0) return Math.max(at, Math.min(at + delta / scale, start + length - size));
+    if (delta < 0) return Math.min(at, Math.max(at + delta / scale, start));
+    return at;
+  };
+  const x = along(view.x, dx, view.w, content.x, content.w);
+  const y = along(view.y, dy, view.h, content.y, content.h);
+  if (Math.abs(x - view.x) * scale < 0.01 && Math.abs(y - view.y) * scale < 0.01) return null;
+  return { ...view, x, y };
+}
+
+/** A wheel event's deltas in pixels (lines are 16 px, pages a viewport). */
+export function wheelPixels(deltaX: number, deltaY: number, deltaMode: number, port: Size): [number, number] {
+  if (deltaMode === 1) return [deltaX * 16, deltaY * 16];
+  if (deltaMode === 2) return [deltaX * port.width, deltaY * port.height];
+  return [deltaX, deltaY];
+}
+
 /** Zoom by `factor` keeping the point at fraction (fx, fy) of the viewport still. */
-export function zoomAt(view: Box, factor: number, fx: number, fy: number, content: Box, port: Size): Box {
+export function zoomAt(view: Box, factor: number, fx: number, fy: number, content: Box, port: Size, keep: Box = content): Box {
   const [lo, hi] = scaleLimits(content, port);
   const scale = Math.min(hi, Math.max(lo, scaleOf(view, port) * factor));
   const px = view.x + fx * view.w;
   const py = view.y + fy * view.h;
   const w = port.width / scale;
   const h = port.height / scale;
-  return clampView({ x: px - fx * w, y: py - fy * h, w, h }, content, port);
+  return clampView({ x: px - fx * w, y: py - fy * h, w, h }, content, port, keep);
 }
 
 /** Move the view so the diagram follows a drag of (dx, dy) pixels. */
-export function panBy(view: Box, dx: number, dy: number, content: Box, port: Size): Box {
+export function panBy(view: Box, dx: number, dy: number, content: Box, port: Size, keep: Box = content): Box {
   const scale = scaleOf(view, port);
-  return clampView({ ...view, x: view.x - dx / scale, y: view.y - dy / scale }, content, port);
+  return clampView({ ...view, x: view.x - dx / scale, y: view.y - dy / scale }, content, port, keep);
 }
 
 /** The same scale and top-left corner in a viewport of another size. */
-export function resizeView(view: Box, oldPort: Size, port: Size, content: Box): Box {
+export function resizeView(view: Box, oldPort: Size, port: Size, content: Box, keep: Box = content): Box {
   const scale = scaleOf(view, oldPort);
-  return clampView({ x: view.x, y: view.y, w: port.width / scale, h: port.height / scale }, content, port);
+  return clampView({ x: view.x, y: view.y, w: port.width / scale, h: port.height / scale }, content, port, keep);
 }
 
 /** The box around `boxes` with `margin`, or null when there are none. */
@@ -128,9 +168,9 @@ export function boxInside(inner: Box, outer: Box): boolean {
 }
 
 /** The view moved (same scale) so `box` is in it, centred; unchanged if it already is. */
-export function revealBox(view: Box, box: Box, content: Box, port: Size): Box {
+export function revealBox(view: Box, box: Box, content: Box, port: Size, keep: Box = content): Box {
   if (boxInside(box, view)) return view;
-  return clampView({ ...view, x: box.x + box.w / 2 - view.w / 2, y: box.y + box.h / 2 - view.h / 2 }, content, port);
+  return clampView({ ...view, x: box.x + box.w / 2 - view.w / 2, y: box.y + box.h / 2 - view.h / 2 }, content, port, keep);
 }
 
 /** `viewBox="x y w h"` (also comma-separated), or null. */
@@ -335,6 +375,8 @@ export interface GraphLoad {
 }
 
 const ZOOM_STEP = 1.25;
+/** How the diagram is moved with a mouse, a trackpad or a touch screen (its aria-label and the line under it). */
+export const GRAPH_HINT = 'drag or scroll to pan, Ctrl+scroll (⌘+scroll) or pinch to zoom';
 const PAN_STEP = 80;
 
 export class GraphView {
@@ -348,6 +390,8 @@ export class GraphView {
   private readonly buttons: HTMLButtonElement[];
   private svg: SVGSVGElement | null = null;
   private content: Box | null = null;
+  /** The nodes' own bounds: what the pan keeps KEEP_PX pixels of in view. */
+  private keep: Box | null = null;
   private view: Box | null = null;
   private port: Size = { width: 0, height: 0 };
   private graph: ModelGraph | null = null;
@@ -359,12 +403,16 @@ export class GraphView {
   private selected: string | null = null;
   private caption = '';
   private drag: { id: number; x: number; y: number; moved: boolean } | null = null;
+  /** The pointers down on the viewport (two of them pinch-zoom). */
+  private pointers = new Map<number, { x: number; y: number }>();
+  private pinch: { distance: number } | null = null;
   private suppressClick = false;
   private readonly resize: ResizeObserver | null;
   private generation = 0;
 
   constructor(private readonly handlers: GraphHandlers) {
     const selectId = uid('layer-select');
+    const hintId = uid('graph-hint');
     this.layerSelect = h('select', { id: selectId, 'data-testid': 'layer-select', disabled: true }, h('option', { value: '' }, 'loading…')) as HTMLSelectElement;
     this.layerSelect.addEventListener('change', () => {
       if (this.layerSelect.value) this.handlers.onSelect(this.layerSelect.value);
@@ -385,16 +433,18 @@ export class GraphView {
     this.tooltip = h('div', { class: 'graph-tooltip', role: 'tooltip', id: uid('graph-tip'), hidden: true, 'data-testid': 'graph-tooltip' });
     this.viewport = h(
       'div',
-      { class: 'graph-viewport', tabindex: 0, role: 'group', 'aria-label': 'architecture diagram: drag to pan, wheel or + and − to zoom, 0 fits, arrow keys pan; Tab moves through the layers, Enter selects one', 'data-testid': 'graph' },
+      { class: 'graph-viewport', tabindex: 0, role: 'group', 'aria-label': `architecture diagram: ${GRAPH_HINT}; with the keyboard, + and − zoom, 0 fits, arrow keys pan, Tab moves through the layers, Enter selects one`, 'aria-describedby': hintId, 'data-testid': 'graph' },
       this.stage,
       this.tooltip,
     );
     this.note = h('p', { class: 'muted small graph-note', role: 'status' });
+    const hint = h('p', { class: 'muted small graph-hint', id: hintId, 'data-testid': 'graph-hint' }, `${GRAPH_HINT[0].toUpperCase()}${GRAPH_HINT.slice(1)}.`);
     this.el = h(
       'section',
       { class: 'panel graph-panel', 'aria-labelledby': 'graph-h' },
       h('div', { class: 'panel-head' }, h('h2', { id: 'graph-h' }, 'Architecture'), h('span', { class: 'control' }, h('label', { for: selectId }, 'Layer'), this.layerSelect)),
       h('div', { class: 'graph-frame' }, this.viewport, h('div', { class: 'graph-tools', role: 'toolbar', 'aria-label': 'zoom' }, this.zoomText, ...this.buttons)),
+      hint,
       this.note,
     );
     this.setButtons(false);
@@ -488,7 +538,7 @@ export class GraphView {
     }
     if (!found.exact) this.note.textContent = `${layer} is inside the collapsed block ${found.node.name} (dashed outline).${this.caption ? ` ${this.caption}` : ''}`;
     const box = this.boxes.get(found.node.id);
-    if (reveal && box && this.view && this.content) this.setView(revealBox(this.view, box, this.content, this.port));
+    if (reveal && box && this.view && this.content) this.setView(revealBox(this.view, box, this.content, this.port, this.keep ?? this.content));
   }
 
   destroy(): void {
@@ -548,6 +598,7 @@ export class GraphView {
     }
     this.svg = svg;
     this.content = nodesBounds([...this.boxes.values()], 24) ?? content;
+    this.keep = nodesBounds([...this.boxes.values()], 0) ?? this.content;
     replace(this.stage, svg);
     if (!graph.nodes.length) replace(this.stage, emptyBox('The graph has no nodes.'));
     this.caption = [facts, ...notes, graph.note ?? ''].filter((line, i, all) => line && all.indexOf(line) === i).join(' · ');
@@ -596,16 +647,21 @@ export class GraphView {
     this.measure();
     if (!this.content || !this.svg || this.port.width <= 0 || this.port.height <= 0) return;
     if (!this.view || old.width <= 0 || old.height <= 0) this.setView(openingView(this.content, this.port));
-    else this.setView(resizeView(this.view, old, this.port, this.content));
+    else this.setView(resizeView(this.view, old, this.port, this.content, this.keep ?? this.content));
+  }
+
+  /** The view after a drag of (dx, dy) pixels, at least KEEP_PX pixels of the diagram left in view. */
+  private panned(dx: number, dy: number): Box {
+    return panBy(this.view!, dx, dy, this.content!, this.port, this.keep ?? this.content!);
   }
 
   private zoomBy(factor: number, fx = 0.5, fy = 0.5) {
     if (!this.view || !this.content) return;
-    this.setView(zoomAt(this.view, factor, fx, fy, this.content, this.port));
+    this.setView(zoomAt(this.view, factor, fx, fy, this.content, this.port, this.keep ?? this.content));
   }
 
   private fit() {
-    if (this.content) this.setView(clampView(fitView(this.content, this.port), this.content, this.port));
+    if (this.content) this.setView(clampView(fitView(this.content, this.port), this.content, this.port, this.keep ?? this.content));
   }
 
   private actualSize() {
@@ -624,19 +680,54 @@ export class GraphView {
 
   private bindPointer() {
     const vp = this.viewport;
+    // A plain wheel scrolls the diagram like a page (and the page itself once the
+    // diagram's end is in view); Ctrl/⌘ with the wheel, or a trackpad's pinch (which
+    // browsers send as a wheel with ctrlKey), zooms about the pointer.
     vp.addEventListener('wheel', (ev) => {
-      if (!this.view) return;
+      if (!this.view || !this.content) return;
+      const [dx, dy] = wheelPixels(ev.deltaX, ev.deltaY, ev.deltaMode, this.port);
+      if (ev.ctrlKey || ev.metaKey) {
+        ev.preventDefault();
+        const rect = vp.getBoundingClientRect();
+        const factor = Math.exp(Math.max(-0.2, Math.min(0.2, -dy * 0.01)));
+        this.zoomBy(factor, (ev.clientX - rect.left) / rect.width, (ev.clientY - rect.top) / rect.height);
+        return;
+      }
+      const [px, py] = ev.shiftKey && dx === 0 ? [dy, 0] : [dx, dy];
+      const next = wheelPan(this.view, px, py, this.content, this.port);
+      if (!next) return; // the page scrolls
       ev.preventDefault();
-      const rect = vp.getBoundingClientRect();
-      const delta = ev.deltaMode === 1 ? ev.deltaY * 16 : ev.deltaY;
-      const factor = Math.exp(Math.max(-1, Math.min(1, -delta * 0.0015)));
-      this.zoomBy(factor, (ev.clientX - rect.left) / rect.width, (ev.clientY - rect.top) / rect.height);
+      this.hideTooltip();
+      this.setView(next);
     }, { passive: false });
     vp.addEventListener('pointerdown', (ev) => {
       if (ev.button !== 0 || !this.view) return;
-      this.drag = { id: ev.pointerId, x: ev.clientX, y: ev.clientY, moved: false };
+      // only fingers (and pens) pinch; a mouse never leaves a stale pointer behind
+      if (ev.pointerType === 'mouse') this.pointers.clear();
+      else this.pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
+      if (this.pointers.size === 2) {
+        // a second finger: pinch-zoom instead of dragging
+        const [a, b] = [...this.pointers.values()];
+        this.pinch = { distance: Math.hypot(a.x - b.x, a.y - b.y) };
+        if (this.drag) this.drag.moved = true; // no click at the end
+        for (const id of this.pointers.keys()) if (!vp.hasPointerCapture(id)) vp.setPointerCapture(id);
+        this.hideTooltip();
+        return;
+      }
+      if (this.pointers.size <= 1) this.drag = { id: ev.pointerId, x: ev.clientX, y: ev.clientY, moved: false };
     });
     vp.addEventListener('pointermove', (ev) => {
+      if (this.pinch && this.pointers.has(ev.pointerId)) {
+        this.pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
+        const [a, b] = [...this.pointers.values()];
+        const distance = Math.hypot(a.x - b.x, a.y - b.y);
+        if (this.pinch.distance > 0 && distance > 0) {
+          const rect = vp.getBoundingClientRect();
+          this.zoomBy(distance / this.pinch.distance, ((a.x + b.x) / 2 - rect.left) / rect.width, ((a.y + b.y) / 2 - rect.top) / rect.height);
+        }
+        this.pinch.distance = distance;
+        return;
+      }
       const d = this.drag;
       if (d && d.id === ev.pointerId && this.view && this.content) {
         const dx = ev.clientX - d.x;
@@ -650,7 +741,7 @@ export class GraphView {
         }
         d.x = ev.clientX;
         d.y = ev.clientY;
-        this.setView(panBy(this.view, dx, dy, this.content, this.port));
+        this.setView(this.panned(dx, dy));
         return;
       }
       const hit = this.nodeOf(ev.target);
@@ -658,6 +749,16 @@ export class GraphView {
       else this.hideTooltip();
     });
     const end = (ev: PointerEvent) => {
+      this.pointers.delete(ev.pointerId);
+      if (vp.hasPointerCapture(ev.pointerId)) vp.releasePointerCapture(ev.pointerId);
+      if (this.pinch) {
+        if (this.pointers.size >= 2) return;
+        this.pinch = null;
+        // the finger left on the screen drags on from where it is, without a jump
+        const [rest] = [...this.pointers.entries()];
+        this.drag = rest ? { id: rest[0], x: rest[1].x, y: rest[1].y, moved: true } : this.drag;
+        if (rest) return;
+      }
       const d = this.drag;
       if (!d || d.id !== ev.pointerId) return;
       this.drag = null;
@@ -665,12 +766,12 @@ export class GraphView {
         this.suppressClick = true;
         setTimeout(() => (this.suppressClick = false), 0);
         vp.classList.remove('dragging');
-        if (vp.hasPointerCapture(ev.pointerId)) vp.releasePointerCapture(ev.pointerId);
       }
     };
     vp.addEventListener('pointerup', end);
     vp.addEventListener('pointercancel', end);
-    vp.addEventListener('pointerleave', () => {
+    vp.addEventListener('pointerleave', (ev) => {
+      if (!vp.hasPointerCapture(ev.pointerId)) this.pointers.delete(ev.pointerId);
       if (!this.drag) this.hideTooltip();
     });
     vp.addEventListener('click', (ev) => {
@@ -684,7 +785,7 @@ export class GraphView {
       const hit = this.nodeOf(ev.target);
       if (!hit) return;
       const box = this.boxes.get(hit.id);
-      if (box && this.view && this.content) this.setView(revealBox(this.view, box, this.content, this.port));
+      if (box && this.view && this.content) this.setView(revealBox(this.view, box, this.content, this.port, this.keep ?? this.content));
       const r = hit.g.getBoundingClientRect();
       this.showTooltip(hit.node, r.right, r.top + r.height / 2);
     });
@@ -721,16 +822,16 @@ export class GraphView {
         this.actualSize();
         break;
       case 'ArrowLeft':
-        this.setView(panBy(this.view, PAN_STEP, 0, this.content, this.port));
+        this.setView(this.panned(PAN_STEP, 0));
         break;
       case 'ArrowRight':
-        this.setView(panBy(this.view, -PAN_STEP, 0, this.content, this.port));
+        this.setView(this.panned(-PAN_STEP, 0));
         break;
       case 'ArrowUp':
-        this.setView(panBy(this.view, 0, PAN_STEP, this.content, this.port));
+        this.setView(this.panned(0, PAN_STEP));
         break;
       case 'ArrowDown':
-        this.setView(panBy(this.view, 0, -PAN_STEP, this.content, this.port));
+        this.setView(this.panned(0, -PAN_STEP));
         break;
       case 'Enter':
       case ' ':

@@ -132,6 +132,64 @@ export function sourceOf(spec: string | null, browsable: boolean): Source {
   return browsable && /^[\w-]+:(train|test):\d+$/.test(spec) ? 'dataset' : 'spec';
 }
 
+/**
+ * `mnist:test:0-5` (samples 0 to 4) -> `mnist:test:0`: the explorer shows one image, so a
+ * range stands for its first; null for anything that is not a non-empty dataset range.
+ */
+export function firstOfRange(spec: string): string | null {
+  const m = /^([A-Za-z0-9][\w.-]*):([\w-]+):(\d+)-(\d+)$/.exec(spec.trim());
+  if (!m) return null;
+  const start = Number(m[3]);
+  return start < Number(m[4]) ? `${m[1]}:${m[2]}:${start}` : null;
+}
+
+/** A SPEC as the explorer shows it (a range becomes its first image) and what to say about it. */
+export function normaliseSpec(spec: string | null): { spec: string | null; note: string | null } {
+  if (!spec) return { spec, note: null };
+  const first = firstOfRange(spec);
+  return first ? { spec: first, note: `${spec.trim()} is a range: showing its first image, ${first}` } : { spec, note: null };
+}
+
+/**
+ * Roving focus in a grid of `count` thumbnails, `columns` to a row: the index an arrow,
+ * Home or End moves to from `index` (itself at an edge), or null for other keys.
+ */
+export function rovingStep(index: number, key: string, count: number, columns: number): number | null {
+  if (count <= 0) return null;
+  const cols = Math.max(1, Math.min(Math.round(columns) || 1, count));
+  const at = Math.max(0, Math.min(count - 1, index));
+  switch (key) {
+    case 'ArrowRight':
+      return Math.min(count - 1, at + 1);
+    case 'ArrowLeft':
+      return Math.max(0, at - 1);
+    case 'ArrowDown':
+      return at + cols < count ? at + cols : at;
+    case 'ArrowUp':
+      return at - cols >= 0 ? at - cols : at;
+    case 'Home':
+      return 0;
+    case 'End':
+      return count - 1;
+    default:
+      return null;
+  }
+}
+
+/** The one thumbnail of a grid that is a Tab stop: the chosen image if it is there, else the first. */
+export function rovingStop(specs: readonly string[], chosen: string | null): number {
+  const i = chosen === null ? -1 : specs.indexOf(chosen);
+  return i >= 0 ? i : 0;
+}
+
+/** How many thumbnails the first row holds (as laid out: the grid's columns follow its width). */
+export function columnsOf(items: readonly HTMLElement[]): number {
+  if (!items.length) return 1;
+  const top = items[0].offsetTop;
+  const n = items.findIndex((b) => b.offsetTop !== top);
+  return n < 0 ? items.length : Math.max(1, n);
+}
+
 export function imageUrl(spec: string, model?: string | null): string {
   const q = new URLSearchParams({ image: spec });
   if (model) q.set('model', model);
@@ -168,6 +226,11 @@ export class InputPanel {
   readonly el: HTMLElement;
   private readonly preview: HTMLElement;
   private readonly specText: HTMLElement;
+  private readonly specNote: HTMLElement;
+  /** A note on the SPEC shown (a range shown as its first image) while that image is shown. */
+  private note: { text: string; spec: string } | null = null;
+  /** Whether the image shown could be read: the prediction waits for it, and says so in one line if not. */
+  private readable: Promise<boolean> = Promise.resolve(true);
   private readonly prediction: HTMLElement;
   private readonly chooser: HTMLElement;
   private readonly tabs = new Map<Source, HTMLInputElement>();
@@ -195,6 +258,7 @@ export class InputPanel {
   constructor(private readonly handlers: InputHandlers) {
     this.preview = h('div', { class: 'input-preview', 'data-testid': 'input-preview' }, loadingBox('Choosing an image…'));
     this.specText = h('div', { class: 'input-spec mono small', 'data-testid': 'input-spec' });
+    this.specNote = h('div', { class: 'input-spec-note small', role: 'status', 'data-testid': 'input-spec-note' });
     this.prediction = h('div', { class: 'prediction', 'data-testid': 'prediction', 'aria-live': 'polite' });
     const name = uid('source');
     const tabRow = h(
@@ -217,7 +281,7 @@ export class InputPanel {
       'section',
       { class: 'panel input-panel', 'aria-labelledby': 'input-h' },
       h('div', { class: 'panel-head' }, h('h2', { id: 'input-h' }, 'Input')),
-      h('div', { class: 'input-top' }, h('figure', { class: 'input-figure' }, this.preview, h('figcaption', {}, this.specText)), this.prediction),
+      h('div', { class: 'input-top' }, h('figure', { class: 'input-figure' }, this.preview, h('figcaption', {}, this.specText, this.specNote)), this.prediction),
       this.chooser,
     );
   }
@@ -261,8 +325,15 @@ export class InputPanel {
     replace(this.preview, emptyBox('No image', message));
   }
 
+  /** Say `text` about the SPEC while `spec` is the image shown (a range the route named, shown as its first image). */
+  setNote(text: string | null, spec: string | null): void {
+    this.note = text && spec ? { text, spec } : null;
+    this.drawNote();
+  }
+
   /** Show (or redraw for) a model, epoch and image. */
   update(state: InputState): void {
+    if (this.note && this.note.spec !== state.image) this.note = null;
     const datasetChanged = (isBrowsable(state.info.dataset) ? state.info.dataset : null) !== this.dataset;
     this.state = state;
     this.chooser.hidden = false;
@@ -294,6 +365,11 @@ export class InputPanel {
   private drawSpec() {
     const s = this.state!;
     replace(this.specText, s.image ?? 'no image');
+    this.drawNote();
+  }
+
+  private drawNote() {
+    replace(this.specNote, this.note?.text ?? '');
   }
 
   private async drawPreview() {
@@ -308,6 +384,8 @@ export class InputPanel {
     if (key === this.previewKey) return;
     this.previewKey = key;
     const mine = (this.previewGen += 1);
+    let settle: (ok: boolean) => void = () => undefined;
+    this.readable = new Promise<boolean>((resolve) => (settle = resolve));
     replace(this.preview, loadingBox('Loading the image…'));
     try {
       // Not aborted when the choice changes (a stale answer is dropped by its generation):
@@ -319,7 +397,10 @@ export class InputPanel {
       const [c, hh, w] = s.info.input_shape;
       const img = h('img', { src: this.previewUrl, alt: `${s.image} as ${s.info.name} sees it (${c === 1 ? 'grayscale' : `${c} channels`}, ${w ?? '?'}×${hh ?? '?'})`, class: (w ?? 0) <= 64 ? 'pixelated' : '', 'data-testid': 'input-image' });
       replace(this.preview, img, h('div', { class: 'muted small' }, `as the model sees it: ${s.info.input_shape.join('×')}`));
+      settle(true);
     } catch (error) {
+      // a bad SPEC: its error is said here, once; the prediction only points at it
+      settle(!(error instanceof ApiError && error.status >= 400 && error.status < 500));
       if (mine !== this.previewGen || !this.alive) return;
       this.previewKey = '';
       if (isAbort(error, s.signal)) return;
@@ -339,6 +420,14 @@ export class InputPanel {
       return;
     }
     replace(this.prediction, heading, loadingBox('Predicting…'));
+    // No prediction is asked for an image the server could not read (its error is above).
+    const readable = await this.readable;
+    if (mine !== this.predictGen || !this.alive) return;
+    if (!readable) {
+      this.predictKey = '';
+      replace(this.prediction, heading, h('p', { class: 'muted', 'data-testid': 'no-prediction' }, 'No prediction: the image could not be read'));
+      return;
+    }
     try {
       const raw = await getComputed(modelUrl(s.model, 'predict', { image: s.image, top: 5 }), { accept: isPredictionBody });
       if (mine !== this.predictGen || !this.alive) return;
@@ -393,7 +482,11 @@ export class InputPanel {
     return `${this.dataset}\n${this.state ? parseModelRef(this.state.model).base : ''}`;
   }
 
-  private choose(spec: string) {
+  private choose(typed: string) {
+    const { spec, note } = normaliseSpec(typed);
+    if (!spec) return;
+    this.note = note ? { text: note, spec } : null;
+    this.drawNote();
     if (this.state?.image === spec) return;
     this.handlers.onImage(spec);
   }
@@ -403,12 +496,46 @@ export class InputPanel {
       const on = b.dataset.spec === this.state?.image;
       b.setAttribute('aria-pressed', String(on));
     }
+    // the Tab stop follows the chosen image, unless the user is moving through the grid
+    for (const grid of this.body.querySelectorAll<HTMLElement>('.thumbs')) if (!grid.contains(document.activeElement)) this.setStop(grid);
+  }
+
+  /** One Tab stop per grid of thumbnails: the chosen one (else the first); arrows move it. */
+  private roving(grid: HTMLElement): HTMLElement {
+    grid.addEventListener('keydown', (ev) => {
+      if (ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+      const buttons = [...grid.querySelectorAll<HTMLButtonElement>('button[data-spec]')];
+      const at = buttons.indexOf((ev.target as Element | null)?.closest?.('button[data-spec]') as HTMLButtonElement);
+      if (at < 0) return;
+      const next = rovingStep(at, ev.key, buttons.length, columnsOf(buttons));
+      if (next === null) return;
+      ev.preventDefault();
+      this.focusThumb(buttons, next);
+    });
+    // a click (or a focus by any other means) moves the Tab stop there
+    grid.addEventListener('focusin', (ev) => {
+      const b = (ev.target as Element | null)?.closest?.('button[data-spec]') as HTMLButtonElement | null;
+      if (!b) return;
+      for (const o of grid.querySelectorAll<HTMLButtonElement>('button[data-spec]')) o.tabIndex = o === b ? 0 : -1;
+    });
+    return grid;
+  }
+
+  private focusThumb(buttons: HTMLButtonElement[], index: number) {
+    buttons.forEach((b, i) => (b.tabIndex = i === index ? 0 : -1));
+    buttons[index]?.focus();
+  }
+
+  private setStop(grid: Element) {
+    const buttons = [...grid.querySelectorAll<HTMLButtonElement>('button[data-spec]')];
+    const stop = rovingStop(buttons.map((b) => b.dataset.spec ?? ''), this.state?.image ?? null);
+    buttons.forEach((b, i) => (b.tabIndex = i === stop ? 0 : -1));
   }
 
   private thumb(spec: string, caption: string, src: string, pixelated: boolean): HTMLButtonElement {
     const img = h('img', { src, alt: '', loading: 'lazy', width: 56, height: 56, class: pixelated ? 'pixelated' : '' }) as HTMLImageElement;
     img.addEventListener('error', () => img.replaceWith(h('span', { class: 'thumb-missing', 'aria-hidden': 'true' }, '?')), { once: true });
-    const b = h('button', { type: 'button', class: 'thumb-button', 'data-spec': spec, 'aria-pressed': String(spec === this.state?.image), 'aria-label': `${spec}${caption ? `, ${caption}` : ''}`, title: spec }, img, h('span', { class: 'thumb-caption' }, caption || '–')) as HTMLButtonElement;
+    const b = h('button', { type: 'button', class: 'thumb-button', tabindex: -1, 'data-spec': spec, 'aria-pressed': String(spec === this.state?.image), 'aria-label': `${spec}${caption ? `, ${caption}` : ''}`, title: spec }, img, h('span', { class: 'thumb-caption' }, caption || '–')) as HTMLButtonElement;
     b.addEventListener('click', () => this.choose(spec));
     return b;
   }
@@ -427,7 +554,7 @@ export class InputPanel {
     const prev = h('button', { type: 'button', class: 'button', 'data-testid': 'page-prev', 'aria-label': 'previous page' }, '‹ Previous') as HTMLButtonElement;
     const next = h('button', { type: 'button', class: 'button', 'data-testid': 'page-next', 'aria-label': 'next page' }, 'Next ›') as HTMLButtonElement;
     const where = h('span', { class: 'muted small', role: 'status' }, '');
-    const grid = h('div', { class: 'thumbs', role: 'group', 'aria-label': `${dataset} test images` });
+    const grid = this.roving(h('div', { class: 'thumbs', role: 'group', 'aria-label': `${dataset} test images: arrow keys move between them, Enter or Space chooses one` }));
     prev.addEventListener('click', () => this.step(-1));
     next.addEventListener('click', () => this.step(1));
     replace(
@@ -487,7 +614,11 @@ export class InputPanel {
       replace(grid, emptyBox('No images of this class.'));
       return;
     }
+    const hadFocus = grid.contains(document.activeElement);
     replace(grid, ...page.images.map((img) => this.thumb(img.spec, img.className, imageUrl(img.spec), true)));
+    this.setStop(grid);
+    // a new page while moving through the grid keeps the focus in it
+    if (hadFocus) grid.querySelector<HTMLButtonElement>('button[tabindex="0"]')?.focus();
   }
 
   private async loadSamples(signal: AbortSignal): Promise<Sample[]> {
@@ -525,11 +656,9 @@ export class InputPanel {
       return;
     }
     const small = (this.state!.info.input_shape[2] ?? 0) <= 64;
-    replace(
-      this.body,
-      h('p', { class: 'muted small' }, 'Photos that ship with scikit-learn and scikit-image, shown as the model sees them.'),
-      h('div', { class: 'thumbs', role: 'group', 'aria-label': 'sample photos' }, ...samples.map((s) => this.thumb(s.spec, s.name, imageUrl(s.spec, model), small))),
-    );
+    const grid = this.roving(h('div', { class: 'thumbs', role: 'group', 'aria-label': 'sample photos: arrow keys move between them, Enter or Space chooses one' }, ...samples.map((s) => this.thumb(s.spec, s.name, imageUrl(s.spec, model), small))));
+    this.setStop(grid);
+    replace(this.body, h('p', { class: 'muted small' }, 'Photos that ship with scikit-learn and scikit-image, shown as the model sees them.'), grid);
   }
 
   private drawUpload() {

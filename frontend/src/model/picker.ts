@@ -81,6 +81,44 @@ export function readModelRoute(params: URLSearchParams): ModelRoute {
   return { model: ref.base || null, epoch: ref.run ? epoch : null, layer: params.get('layer') || null, image: params.get('image') || null };
 }
 
+/**
+ * The epoch the route asked for, as written (`epoch=7`, `epoch=abc`, or the `@7` of
+ * `model=run:ID@7`), or null when it names none: what a note quotes when the run lacks it.
+ */
+export function askedEpoch(params: URLSearchParams): string | null {
+  const text = params.get('epoch')?.trim();
+  if (text) return text;
+  const ref = parseModelRef(params.get('model') ?? '');
+  return ref.run !== null && ref.epoch !== null ? String(ref.epoch) : null;
+}
+
+/** `[0, 1, 2, 3]` -> `0–3`; `[0, 1, 2, 5, 7, 8]` -> `0–2, 5, 7, 8` (runs of three or more as a range). */
+export function epochsText(epochs: readonly number[]): string {
+  const sorted = normaliseEpochs(epochs);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j += 1;
+    if (j - i >= 2) parts.push(`${sorted[i]}–${sorted[j]}`);
+    else for (let k = i; k <= j; k += 1) parts.push(String(sorted[k]));
+    i = j + 1;
+  }
+  return parts.join(', ');
+}
+
+/**
+ * What the model bar says when the route asked for an epoch the run lacks (`epoch=7`,
+ * `-1`, `abc`): `run NAME has no epoch 7; showing epoch 3 (its epochs: 0–3)`; null when
+ * the run has the epoch asked (or none was asked).
+ */
+export function epochNote(runName: string, asked: string | null, epochs: readonly number[], shown: number | null): string | null {
+  if (asked === null || asked === '') return null;
+  const list = normaliseEpochs(epochs);
+  if (/^\d+$/.test(asked) && list.includes(Number(asked)) && Number(asked) === shown) return null;
+  if (shown === null || !list.length) return `run ${runName} has no epoch ${asked} (it has no checkpoints yet)`;
+  return `run ${runName} has no epoch ${asked}; showing epoch ${shown} (its epochs: ${epochsText(list)})`;
+}
+
 export function modelRouteParams(route: ModelRoute): Record<string, string | number | null> {
   return { model: route.model, epoch: route.epoch, layer: route.layer, image: route.image };
 }
@@ -97,9 +135,49 @@ export interface ModelChoice {
   label: string;
   group: 'run' | 'zoo' | 'given';
   title?: string;
+  /** A `--model` name the server could not load: listed, not openable (its title says why). */
+  disabled?: boolean;
+  /** For a `--model` name: what was given (the file, or `resnet50=imagenet`). */
+  source?: string;
 }
 
 type Json = Record<string, unknown>;
+
+/** The hint of trained weights in the dashboard's words: it has no --weights flag, the server's --model takes them. */
+export function dashboardDescription(name: string, description: string): string {
+  const m = /^(.*?);?\s*--weights imagenet\b(.*)$/.exec(description);
+  if (!m) return description;
+  const needs = /with (convscope\[\w+\])/.exec(m[2])?.[1];
+  return `${m[1].replace(/[;,]\s*$/, '')}; trained weights: start the server with --model ${name}=imagenet (or --model FILE)${needs ? `; needs ${needs}` : ''}`;
+}
+
+/** What a `--model` record's description says was given: `given with --model: PATH (WEIGHTS)` -> PATH. */
+export function givenSource(description: string, hasWeights = true): string {
+  let text = description.replace(/^given with --model:\s*/, '').trim();
+  if (hasWeights && text.endsWith(')')) {
+    // the last balanced `(...)` is the weights (which may hold parentheses of their own)
+    let depth = 0;
+    for (let i = text.length - 1; i >= 0; i -= 1) {
+      if (text[i] === ')') depth += 1;
+      else if (text[i] === '(' && (depth -= 1) === 0) {
+        if (i > 0 && text[i - 1] === ' ') text = text.slice(0, i - 1);
+        break;
+      }
+    }
+  }
+  return text;
+}
+
+/** The shortest tails of `paths` (by path segment) that tell them apart: `/a/b/m.pt`, `/a/c/m.pt` -> `b/m.pt`, `c/m.pt`. */
+export function distinctTails(paths: readonly string[]): string[] {
+  const split = paths.map((p) => p.split(/[\\/]+/).filter(Boolean));
+  const longest = Math.max(1, ...split.map((s) => s.length));
+  for (let k = 1; k <= longest; k += 1) {
+    const tails = split.map((s) => s.slice(-k).join('/'));
+    if (new Set(tails).size === tails.length) return tails;
+  }
+  return [...paths];
+}
 
 /** The picker's options: the store's runs (newest first), the zoo, the `--model` names. */
 export function modelChoices(models: unknown, runs: readonly RunSummary[]): ModelChoice[] {
@@ -116,16 +194,38 @@ export function modelChoices(models: unknown, runs: readonly RunSummary[]): Mode
     if (typeof m.name !== 'string' || !m.name) return [];
     const description = typeof m.description === 'string' ? m.description : '';
     const given = description.startsWith('given with --model');
+    const error = typeof m.error === 'string' && m.error ? m.error : null;
     const params = typeof m.params === 'number' ? `${formatCount(m.params)} params` : '';
     const bits = [typeof m.dataset === 'string' && m.dataset ? m.dataset : '', params].filter(Boolean).join(', ');
-    return [{ value: m.name, group: given ? 'given' : 'zoo', label: `${m.name}${bits ? ` (${bits})` : ''}`, title: typeof m.error === 'string' ? m.error : description } satisfies ModelChoice];
+    if (!given) return [{ value: m.name, group: 'zoo', label: `${m.name}${bits ? ` (${bits})` : ''}`, title: error ?? dashboardDescription(m.name, description) } satisfies ModelChoice];
+    const choice: ModelChoice = {
+      value: m.name,
+      group: 'given',
+      label: `${m.name}${bits ? ` (${bits})` : ''}`,
+      title: error ?? description,
+      source: givenSource(description, !error),
+    };
+    if (error) choice.disabled = true;
+    return [choice];
   });
+  // Two files of one name (`checkpoint.ckpt`, `checkpoint.ckpt (2)`): each label ends
+  // with as much of its path as tells them apart.
+  const given = listed.filter((c) => c.group === 'given');
+  const stem = (c: ModelChoice) => c.value.replace(/ \(\d+\)$/, '');
+  for (const c of given) {
+    const same = given.filter((o) => stem(o) === stem(c));
+    if (same.length < 2) continue;
+    const tails = distinctTails(same.map((o) => o.source ?? o.value));
+    c.label += ` — ${tails[same.indexOf(c)]}`;
+  }
+  for (const c of given) if (c.disabled) c.label += ' (could not be loaded)';
   return [...runChoices, ...listed];
 }
 
 /** The model a view opens with when none is named: the newest run, else the first zoo model. */
 export function defaultModel(choices: readonly ModelChoice[]): string | null {
-  return (choices.find((c) => c.group === 'run') ?? choices.find((c) => c.group === 'zoo') ?? choices[0])?.value ?? null;
+  const open = choices.filter((c) => !c.disabled);
+  return (open.find((c) => c.group === 'run') ?? open.find((c) => c.group === 'zoo') ?? open[0])?.value ?? null;
 }
 
 // --------------------------------------------------------------------------- the bar
@@ -141,6 +241,9 @@ const GROUPS: [ModelChoice['group'], string][] = [
   ['given', 'Given with --model'],
 ];
 
+/** The typed name's tooltip: what a name may be, and where trained weights come from (the server's --model, not a flag here). */
+export const NAME_HINT = 'a zoo name, torchvision:NAME, timm:NAME, run:ID or a name given with --model; trained weights: start the server with --model resnet50=imagenet (or --model FILE)';
+
 /** Debounce of a dragged slider: one redraw per pause, none per pixel. */
 export const DRAG_DEBOUNCE_MS = 120;
 
@@ -152,6 +255,8 @@ export class ModelBar {
   private readonly slider: HTMLInputElement;
   private readonly epochText: HTMLOutputElement;
   private readonly facts: HTMLElement;
+  private readonly note: HTMLElement;
+  private readonly links: HTMLElement;
   private readonly status: HTMLElement;
   private choices: ModelChoice[] = [];
   private current = '';
@@ -167,7 +272,7 @@ export class ModelBar {
     this.select.addEventListener('change', () => {
       if (this.select.value && this.select.value !== this.current) this.handlers.onModel(this.select.value);
     });
-    this.other = h('input', { id: otherId, type: 'text', class: 'model-other', placeholder: 'torchvision:resnet50', spellcheck: 'false', autocomplete: 'off', 'data-testid': 'model-other' }) as HTMLInputElement;
+    this.other = h('input', { id: otherId, type: 'text', class: 'model-other', placeholder: 'torchvision:resnet50', title: NAME_HINT, spellcheck: 'false', autocomplete: 'off', 'data-testid': 'model-other' }) as HTMLInputElement;
     const open = h('button', { type: 'submit', class: 'button' }, 'Open');
     const form = h('form', { class: 'control model-other-form', 'aria-label': 'open a model by name' }, h('label', { for: otherId }, 'or name'), this.other, open);
     form.addEventListener('submit', (ev) => {
@@ -196,12 +301,16 @@ export class ModelBar {
       this.commit();
     });
     this.facts = h('div', { class: 'model-facts muted small', 'data-testid': 'model-facts' });
+    this.note = h('p', { class: 'model-bar-note small', role: 'status', 'data-testid': 'model-note' });
+    this.links = h('div', { class: 'model-bar-links small', 'data-testid': 'model-links' });
     this.status = h('div', { class: 'model-bar-status' });
     this.el = h(
       'section',
       { class: 'panel model-bar', 'aria-label': 'model and epoch', 'data-testid': 'model-bar' },
       h('div', { class: 'control-row' }, h('span', { class: 'control' }, h('label', { for: selectId }, 'Model'), this.select), form, this.epochRow),
       this.facts,
+      this.note,
+      this.links,
       this.status,
     );
   }
@@ -219,7 +328,7 @@ export class ModelBar {
     this.current = current;
     replace(this.status);
     if (!choices.length) replace(this.status, emptyBox('The server serves no models.'));
-    const options = (group: ModelChoice['group']) => choices.filter((c) => c.group === group).map((c) => h('option', { value: c.value, title: c.title ?? null }, c.label));
+    const options = (group: ModelChoice['group']) => choices.filter((c) => c.group === group).map((c) => h('option', { value: c.value, title: c.title ?? null, disabled: c.disabled === true }, c.label));
     const known = choices.some((c) => c.value === current);
     replace(
       this.select,
@@ -250,7 +359,24 @@ export class ModelBar {
       `input ${info.input_shape.join('×')}`,
       info.classes ? `${info.classes.length} classes` : 'classes not named',
     ];
-    replace(this.facts, h('span', {}, parts.join(' · ')), ' · ', h('span', { 'data-testid': 'model-weights' }, `weights: ${info.weights || '–'}`));
+    const source = this.choices.find((c) => c.value === this.current && c.group === 'given')?.source;
+    replace(
+      this.facts,
+      h('span', {}, parts.join(' · ')),
+      ' · ',
+      h('span', { 'data-testid': 'model-weights' }, `weights: ${info.weights || '–'}`),
+      source ? [' · ', h('span', { class: 'mono', 'data-testid': 'model-source' }, `given with --model: ${source}`)] : null,
+    );
+  }
+
+  /** A note on what is shown (an epoch the route asked for that the run lacks), or none. */
+  setNote(text: string | null): void {
+    replace(this.note, text ?? '');
+  }
+
+  /** Links to other views of what is shown (the embedding explorer of a run that recorded layers). */
+  setLinks(...links: HTMLElement[]): void {
+    replace(this.links, ...links);
   }
 
   /** A run's checkpoints (or none: not a run) and the epoch shown. */

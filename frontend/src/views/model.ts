@@ -8,10 +8,11 @@ import { emptyBox, errorBox, h, loadingBox, replace } from '../dom';
 import { debounce } from '../live';
 import { modelUrl, type LayerPanelContext, type ModelInfo } from '../model/context';
 import { defaultLayer, flatShape, GraphView, isAbort, isLastLayer, type LayerRow } from '../model/graph';
-import { InputPanel } from '../model/input';
+import { InputPanel, normaliseSpec } from '../model/input';
 import { CHOOSE_IMAGE_EVENT, layerPanel } from '../model/layer';
-import { defaultModel, keepsImage, ModelBar, modelChoices, modelRouteParams, normaliseEpochs, parseModelRef, pickEpoch, readModelRoute, requestModel, sameRun, type ModelChoice } from '../model/picker';
-import { parseRuns, type RunSummary } from '../types';
+import { askedEpoch, defaultModel, epochNote, keepsImage, ModelBar, modelChoices, modelRouteParams, normaliseEpochs, parseModelRef, pickEpoch, readModelRoute, requestModel, sameRun, type ModelChoice } from '../model/picker';
+import { formatRoute } from '../router';
+import { parseRunDetail, parseRuns, type RunDetail, type RunSummary } from '../types';
 import type { Cleanup, ViewContext } from '../view';
 
 function child(parent: AbortSignal): AbortController {
@@ -24,15 +25,19 @@ function child(parent: AbortSignal): AbortController {
 export function modelView(root: HTMLElement, ctx: ViewContext): Cleanup {
   let alive = true;
   const route = readModelRoute(ctx.params);
+  const asked = parseModelRef(route.model ?? '').run ? askedEpoch(ctx.params) : null;
+  // A range typed into the route (`mnist:test:0-5`) shows its first image, and says so.
+  const routeImage = normaliseSpec(route.image);
   let base: string | null = route.model;
   let epoch: number | null = route.epoch;
   let layer: string | null = route.layer;
-  let image: string | null = route.image;
+  let image: string | null = routeImage.spec;
   let info: ModelInfo | null = null;
   let layers: LayerRow[] = [];
   let choices: ModelChoice[] = [];
   let runs: RunSummary[] = [];
   const infos = new Map<string, ModelInfo>();
+  const details = new Map<string, Promise<RunDetail | null>>();
   let modelAbort: AbortController | null = null;
   let inputAbort: AbortController | null = null;
   let panelAbort: AbortController | null = null;
@@ -41,6 +46,7 @@ export function modelView(root: HTMLElement, ctx: ViewContext): Cleanup {
   const bar = new ModelBar({ onModel: (b) => void openModel(b, null), onEpoch: (e) => setEpoch(e) });
   const graph = new GraphView({ onSelect: (l) => setLayer(l) });
   const input = new InputPanel({ onImage: (s) => setImage(s) });
+  if (routeImage.note && routeImage.spec) input.setNote(routeImage.note, routeImage.spec);
   const panelRoot = h('div', { class: 'layer-panel-root' });
   const panelNote = h('div', { class: 'layer-panel-note' });
   const panelHost = h('section', { class: 'layer-panel-host', 'data-testid': 'layer-panel', 'aria-label': 'layer panel' }, panelNote, panelRoot);
@@ -120,6 +126,7 @@ export function modelView(root: HTMLElement, ctx: ViewContext): Cleanup {
   function setEpoch(next: number) {
     if (!info?.run || next === epoch) return;
     epoch = next;
+    bar.setNote(null); // "showing epoch N" is no longer what is shown
     const model = requestModel(base!, next);
     info = infoAt(model, next);
     bar.setInfo(info);
@@ -128,7 +135,31 @@ export function modelView(root: HTMLElement, ctx: ViewContext): Cleanup {
     updatePanel();
   }
 
-  async function openModel(next: string, wantedEpoch: number | null) {
+  /** The run's record (`api/runs/{id}`), once per run; null when it cannot be read. */
+  function runDetail(id: string, signal: AbortSignal): Promise<RunDetail | null> {
+    let known = details.get(id);
+    if (!known) {
+      known = getJson(`api/runs/${encodeURIComponent(id)}`, undefined, signal).then(parseRunDetail, () => {
+        details.delete(id);
+        return null;
+      });
+      details.set(id, known);
+    }
+    return known;
+  }
+
+  /** A run whose store recorded layers on its probe set has maps in the embedding explorer: link to them. */
+  async function showRunLinks(run: string, signal: AbortSignal) {
+    const id = runs.find((r) => sameRun(r.id, run))?.id ?? run;
+    const detail = await runDetail(id, signal);
+    if (!alive || signal.aborted || !detail?.recorded.length) return;
+    bar.setLinks(
+      h('a', { class: 'model-link', href: formatRoute('explore', { runs: id }), 'data-testid': 'explore-link' }, 'Embedding explorer for this run'),
+      h('span', { class: 'muted' }, ` — maps of ${detail.recorded.join(', ')} on its probe set`),
+    );
+  }
+
+  async function openModel(next: string, wantedEpoch: number | null, wantedText: string | null = null) {
     const mine = (opening += 1);
     const oldDataset = info?.dataset ?? null;
     modelAbort?.abort();
@@ -141,10 +172,25 @@ export function modelView(root: HTMLElement, ctx: ViewContext): Cleanup {
     epoch = wantedEpoch;
     bar.setCurrent(base);
     bar.setEpochs(null, null);
+    bar.setNote(null);
+    bar.setLinks();
     bar.setInfo(null, 'Loading the model…');
     input.loading();
     updatePanel();
     syncParams();
+
+    // A --model name the server could not load is listed with its error, not opened
+    // (every route would answer the same 400).
+    const broken = choices.find((c) => c.value === base && c.disabled);
+    if (broken) {
+      bar.setInfo(null);
+      replace(bar.el.querySelector('.model-bar-status')!, errorBox(broken.title ?? 'the server could not load it', `The model ${base} could not be loaded`));
+      input.failed('The model could not be loaded (see above).');
+      panelRoot.hidden = true;
+      replace(panelNote, emptyBox('No layer to show', 'The model could not be loaded (see above).'));
+      graph.clear(emptyBox('No model to draw', 'The server could not load this model (see above); choose another.'));
+      return;
+    }
 
     // A model the server listed is traced while its info loads; a typed one is traced
     // only once the server knows it (else every route would answer the same 404).
@@ -187,6 +233,11 @@ export function modelView(root: HTMLElement, ctx: ViewContext): Cleanup {
     if (model !== loaded.model) info = infoAt(model, epoch);
     bar.setEpochs(epochs, epoch);
     bar.setInfo(info);
+    if (loaded.run && epochs) {
+      const runName = runs.find((r) => sameRun(r.id, loaded.run))?.name ?? loaded.run;
+      bar.setNote(epochNote(runName, wantedText, epochs, epoch));
+      void showRunLinks(loaded.run, signal);
+    }
 
     if (!keepsImage(image, oldDataset, info.dataset) && !(mine === 1 && image)) image = null;
     const imageLoad = image ? Promise.resolve(image) : input.defaultImage(info, signal).catch(() => null);
@@ -239,7 +290,7 @@ export function modelView(root: HTMLElement, ctx: ViewContext): Cleanup {
       input.failed('The server lists no models.');
       return;
     }
-    await openModel(base, epoch);
+    await openModel(base, epoch, asked);
   })();
 
   return () => {
