@@ -121,3 +121,30 @@ def test_a_model_files_stamp_follows_its_changes(tmp_path) -> None:
     os.utime(path, ns=(0, path.stat().st_mtime_ns + 10**9))
     assert file_stamp(str(path)) != first
     assert file_stamp("lenet5") == "" and file_stamp("run:abc@1") == ""
+
+
+def test_the_model_routes_answer_a_repeat_from_the_cache(tmp_path) -> None:
+    from convscope.data.datasets import load_dataset
+    from convscope.serve.state import ServeConfig
+    from tests.serve.conftest import make_client
+
+    load_dataset("mnist", "test")  # a request never downloads a dataset
+    model, layer, image = "lenet5", "conv2d_1", "mnist:test:0"
+    urls = [
+        f"/api/models/{model}/kernels?layer={layer}",
+        f"/api/models/{model}/kernels.png?layer={layer}&norm=layer",
+        f"/api/models/{model}/features?layer={layer}&image={image}",
+        f"/api/models/{model}/features.png?layer={layer}&image={image}",
+        f"/api/models/{model}/explain?layer={layer}&image={image}&at=3,4",
+        f"/api/models/{model}/explain.png?layer={layer}&image={image}&at=3,4",
+        f"/api/models/{model}/attribute?image={image}&method=saliency",
+        f"/api/models/{model}/attribute.png?image={image}&method=saliency",
+    ]
+    with make_client(ServeConfig(store=tmp_path / "runs")) as client:
+        cache = client.app.state.convscope.cache
+        first = [client.get(url) for url in urls]
+        assert all(answer.status_code == 200 for answer in first), [a.text for a in first]
+        misses = cache.misses
+        again = [client.get(url) for url in urls]
+        assert cache.misses == misses  # nothing computed again
+        assert [a.content for a in again] == [a.content for a in first]
