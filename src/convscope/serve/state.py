@@ -37,7 +37,7 @@ WORKERS = 2
 MODEL_WORKERS = 1
 """Threads for model work (forward passes): one, whose torch threads use every core. Two
 threads taking turns make each pass slower (``resnet50`` at 224x224 on 2 cores: 95 ms on
-one thread, 118 ms alternating between two: torch's per-thread OpenMP teams), and two
+one thread, 118 ms alternating between two; each thread has its own OpenMP team), and two
 passes at once share the same cores anyway."""
 
 
