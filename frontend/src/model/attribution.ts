@@ -50,6 +50,16 @@ export function attributionParams(ctx: Pick<LayerPanelContext, 'layer' | 'layerT
   };
 }
 
+/** Methods that run the model many times (tens of passes): say they take a while. */
+const SLOW: Record<string, string> = { ig: '~10 s', occlusion: '~15 s' };
+
+/** What the tab says while a method computes: "Computing integrated gradients… (this can take ~10 s on big models)". */
+export function computingText(method: string): string {
+  const label = METHODS.find(([m]) => m === method)?.[1] ?? method;
+  const name = method === 'gradcam' ? label : label.toLowerCase();
+  return `Computing ${name}…${SLOW[method] ? ` (this can take ${SLOW[method]} on big models)` : ''}`;
+}
+
 const OPTION_NAMES: Record<string, string> = { reduce: 'reduced as', steps: 'steps', baseline: 'baseline', window: 'window', stride: 'stride', placement: 'placed by', layer_shape: 'layer shape' };
 
 export class AttributionTab {
@@ -65,6 +75,8 @@ export class AttributionTab {
   private predicted: { model: string; image: string; name: string } | null = null;
   private objectUrl: string | null = null;
   private shown = false;
+  /** The method of the picture shown. */
+  private shownMethod: string | null = null;
 
   constructor() {
     this.controls = h('div', { class: 'control-row cs-controls' });
@@ -87,9 +99,19 @@ export class AttributionTab {
     const key = keyOf(ctx.model, JSON.stringify(params));
     if (key === this.key) return;
     this.key = key;
-    const label = METHODS.find(([m]) => m === this.method)?.[1] ?? this.method;
-    if (!this.shown) replace(this.body, loadingBox(`Computing ${label}…`));
-    else this.body.classList.add('cs-stale');
+    // Another method: its own loading state (the old picture under the new method's
+    // button would read as the new one's). The same method for another epoch, class or
+    // input: the old picture dimmed under a status line, so the page does not jump.
+    const text = computingText(this.method);
+    if (!this.shown || this.shownMethod !== this.method) {
+      this.release();
+      replace(this.body, loadingBox(text));
+    } else {
+      for (const old of this.body.querySelectorAll('.cs-computing')) old.remove();
+      for (const child of this.body.children) child.classList.add('cs-stale');
+      this.body.prepend(h('p', { class: 'cs-computing', role: 'status' }, text));
+    }
+    const method = this.method;
     this.runner.run(async (token) => {
       const stale = () => !this.runner.current(token);
       let url: string | null = null;
@@ -106,7 +128,7 @@ export class AttributionTab {
         const record = Array.isArray(numbers) ? numbers[0] : numbers;
         this.predicted = { model: ctx.model, image: ctx.image!, name: record.predicted_name };
         this.drawControls(ctx);
-        this.draw(record, picture);
+        this.draw(record, picture, method);
       } catch (error) {
         if (url) URL.revokeObjectURL(url);
         if (isAbort(error) || stale()) return;
@@ -153,12 +175,14 @@ export class AttributionTab {
     if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
     this.objectUrl = null;
     this.shown = false;
+    this.shownMethod = null;
   }
 
-  private draw(data: Attribution, picture: string): void {
+  private draw(data: Attribution, picture: string, asked: string): void {
     this.release();
     this.objectUrl = picture;
     this.shown = true;
+    this.shownMethod = asked;
     this.body.classList.remove('cs-stale');
     const method = data.methods[0];
     const label = METHODS.find(([m]) => m === method?.method)?.[1] ?? method?.method ?? '';

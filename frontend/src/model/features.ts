@@ -11,7 +11,7 @@ import { emptyBox, h, loadingBox, replace } from '../dom';
 import { RIGHT, UNKNOWN } from '../palette';
 import { COLORMAPS, colourBar, shortNumber, type ColormapName } from './colormap';
 import { modelUrl, type LayerPanelContext } from './context';
-import { failureBox, fetchPixels, isAbort, keyOf, LatestRunner, segmentedControl, selectControl, sizeCanvas, tileGap, upscale, atlasColumns, atlasSlot, replaceControls } from './tabkit';
+import { explainable, failureBox, fetchPixels, flattenSource, flatUnitText, isAbort, keyOf, LatestRunner, layerRows, notExplainableLine, segmentedControl, selectControl, sizeCanvas, tileGap, upscale, atlasColumns, atlasSlot, replaceControls } from './tabkit';
 import { UnitExplain } from './unit';
 
 echarts.use([BarChart]);
@@ -99,6 +99,15 @@ export function defaultTop(channels: number | null | undefined): number | null {
   return channels !== null && channels !== undefined && channels > WIDE_LAYER ? WIDE_TOP : null;
 }
 
+/** The most numbers the server sends of a vector output (more is a 400 asking for `top`). */
+export const MAX_VECTOR = 4096;
+export const VECTOR_TOP = 256;
+
+/** The `top` to ask a vector output for: its largest 256 when it is longer than the server sends, else none. */
+export function vectorTop(shape: number[] | null | undefined): number | null {
+  return shape && shape.length === 2 && shape[1] > MAX_VECTOR ? VECTOR_TOP : null;
+}
+
 /** The output channels of a layer from `layers --json`'s shape (batch first), or null. */
 export function channelsOf(shape: number[] | null | undefined): number | null {
   return shape && shape.length === 4 ? shape[1] : null;
@@ -119,18 +128,38 @@ export interface GridLayout {
   height: number;
 }
 
-/** Maps laid out to fit `available` CSS pixels: whole-pixel upscaling, a label above each. */
+/** The most CSS pixels a map is drawn across: fewer maps may be larger. */
+export function mapCap(count: number): number {
+  return count > 64 ? 56 : count > 16 ? 80 : 160;
+}
+
+/**
+ * Whether the maps take the panel's whole width, with the unit explanation below them
+ * rather than beside: many maps (more than 16) or large ones (over 32 pixels a side).
+ */
+export function wideMaps(count: number, tile: [number, number]): boolean {
+  return count > 16 || Math.max(tile[0], tile[1]) > 32;
+}
+
+/**
+ * Maps laid out to fit `available` CSS pixels, a label above each: small maps upscaled in
+ * whole-pixel steps, large ones drawn smaller, to at most `mapCap(count)` pixels a side
+ * (and never wider than the space there is).
+ */
 export function gridLayout(count: number, tile: [number, number], available: number, labelH = 15, gap = 8): GridLayout {
   const [th, tw] = tile;
+  const size = Math.max(th, tw, 1);
   const target = count > 64 ? 48 : count > 9 ? 64 : 96;
-  let scale = upscale(Math.max(th, tw), target);
+  let scale = upscale(size, target);
   const fitCols = (s: number) => Math.max(1, Math.floor((available + gap) / (tw * s + gap)));
   while (scale > 1 && fitCols(scale) < Math.min(count, 2)) scale -= 1;
+  const most = Math.min(mapCap(count), Math.max(8, available));
+  if (size * scale > most) scale = Math.max(1, Math.floor(most)) / size;
   const cols = Math.max(1, Math.min(count, fitCols(scale)));
   const rows = Math.max(1, Math.ceil(count / cols));
   const cellW = tw * scale;
   const cellH = th * scale + labelH;
-  return { count, cols, rows, scale, tileW: tw, tileH: th, labelH, gap, cellW, cellH, width: cols * cellW + (cols - 1) * gap, height: rows * cellH + (rows - 1) * gap };
+  return { count, cols, rows, scale, tileW: tw, tileH: th, labelH, gap, cellW, cellH, width: Math.ceil(cols * cellW + (cols - 1) * gap), height: Math.ceil(rows * cellH + (rows - 1) * gap) };
 }
 
 /** The map and unit under a point of the canvas (CSS pixels), or null between maps. */
@@ -144,7 +173,7 @@ export function hitTest(layout: GridLayout, x: number, y: number): { index: numb
   if (dx >= layout.cellW || dy < 0 || dy >= layout.tileH * layout.scale) return null;
   const index = r * layout.cols + c;
   if (index >= layout.count) return null;
-  return { index, row: Math.floor(dy / layout.scale), col: Math.floor(dx / layout.scale) };
+  return { index, row: Math.min(layout.tileH - 1, Math.floor(dy / layout.scale)), col: Math.min(layout.tileW - 1, Math.floor(dx / layout.scale)) };
 }
 
 /** Where a map's picture starts on the canvas (CSS pixels). */
@@ -199,13 +228,17 @@ export class FeaturesTab {
   private split: HTMLElement | null = null;
   private resize: ResizeObserver | null = null;
   private lastWidth = 0;
+  /** Where a Flatten layer's units come from (for its bar chart), once known. */
+  private flat: { layer: string; shape: [number, number, number] } | null = null;
+  private vector: FeatureVector | null = null;
 
   constructor(private readonly onChannel: (channel: number) => void) {
     this.controls = h('div', { class: 'control-row cs-controls' });
     this.body = h('div', { class: 'cs-tab-body' });
-    this.note = h('p', { class: 'small muted cs-note' });
+    // above the maps: a tall grid would push it out of sight
+    this.note = h('p', { class: 'small muted cs-note cs-note-top' });
     this.announce = h('p', { class: 'sr-only', role: 'status', 'aria-live': 'polite' });
-    this.el = h('div', { class: 'cs-features' }, this.controls, this.body, this.note, this.announce);
+    this.el = h('div', { class: 'cs-features' }, this.controls, this.note, this.body, this.announce);
   }
 
   private layerKey(ctx: LayerPanelContext): string {
@@ -216,6 +249,8 @@ export class FeaturesTab {
     const choice = this.topChoice.get(this.layerKey(ctx));
     if (choice === 'all') return null;
     if (typeof choice === 'number') return choice;
+    const vector = vectorTop(ctx.outputShape);
+    if (vector !== null) return vector;
     return defaultTop(channelsOf(ctx.outputShape) ?? this.widths.get(this.layerKey(ctx)));
   }
 
@@ -224,7 +259,8 @@ export class FeaturesTab {
     this.ctx = ctx;
     if (layerChanged) {
       this.selected = null;
-      this.explain.clear();
+      this.flat = null;
+      this.explain.clear(ctx.layer, ctx.layerType);
     }
     if (!ctx.image) {
       this.key = '';
@@ -286,6 +322,7 @@ export class FeaturesTab {
   }
 
   private drop(): void {
+    this.vector = null;
     this.bar?.dispose();
     this.bar = null;
     this.barEl = null;
@@ -342,16 +379,22 @@ export class FeaturesTab {
     this.drawControls(ctx, data);
     const total = data.shape[0];
     const [, H, W] = data.shape;
+    const canExplain = explainable(ctx.layerType || data.type);
+    const wide = !canExplain || wideMaps(data.channels.length, data.tile);
     this.note.textContent = `${data.layer} (${data.type}): ${total} map${total === 1 ? '' : 's'} of ${H}×${W}` +
       (data.channels.length < total ? `, the ${data.channels.length} most active shown (largest mean first)` : '') +
-      `; values ${shortNumber(data.min)} to ${shortNumber(data.max)}. Hover for values, click a unit (or focus the maps and use the arrow keys) to explain it.`;
+      `; values ${shortNumber(data.min)} to ${shortNumber(data.max)}. ` +
+      (canExplain
+        ? `Hover for values, click a unit (or focus the maps and use the arrow keys) to explain it${wide ? '; its arithmetic appears below the maps' : ''}.`
+        : `Hover for values. ${notExplainableLine(ctx.layer, ctx.layerType || data.type)}, so its units have no worked arithmetic; pick one of those layers in the graph for it.`);
     if (!reuse) {
       const canvas = h('canvas', { class: 'cs-map-canvas', 'data-testid': 'feature-canvas', tabindex: 0, role: 'img' }) as HTMLCanvasElement;
       this.canvas = canvas;
       this.readout = h('p', { class: 'cs-readout mono small' }, ' ');
       this.barBox = h('div', { class: 'cs-bar-slot' });
-      this.mapsBox = h('div', { class: 'cs-maps' }, canvas, this.readout, this.barBox);
-      this.split = h('div', { class: 'cs-split cs-split-maps' }, this.mapsBox, this.explain.el);
+      // the colour bar and the hover readout above the maps (sticky while a tall grid scrolls)
+      this.mapsBox = h('div', { class: 'cs-maps' }, h('div', { class: 'cs-maps-head' }, this.barBox, this.readout), canvas);
+      this.split = h('div', { class: 'cs-split cs-split-maps' }, this.mapsBox, canExplain ? this.explain.el : null);
       replace(this.body, this.split);
       canvas.addEventListener('pointermove', (ev) => this.onHover(ev));
       canvas.addEventListener('pointerleave', () => {
@@ -361,7 +404,7 @@ export class FeaturesTab {
       });
       canvas.addEventListener('click', (ev) => {
         const hit = this.hitAt(ev);
-        if (hit) this.select(hit.index, hit.row, hit.col);
+        if (hit) this.select(hit.index, hit.row, hit.col, true);
       });
       canvas.addEventListener('keydown', (ev) => this.onKey(ev));
       this.resize = new ResizeObserver(() => {
@@ -369,6 +412,7 @@ export class FeaturesTab {
       });
       this.resize.observe(this.split);
     }
+    this.split!.classList.toggle('cs-split-stack', wide);
     this.canvas!.setAttribute('aria-label', `${data.channels.length} feature maps of ${data.layer} for the chosen input; focus and use the arrow keys to move between units, Page Up and Page Down between maps`);
     // keep the chosen unit where it still exists
     if (this.selected) {
@@ -379,14 +423,14 @@ export class FeaturesTab {
       }
     }
     this.repaint();
-    if (this.selected) this.explainSelected();
+    if (this.selected) this.explainSelected(false);
   }
 
   /** The width the maps may take: under half the split beside the explainer, all of it when they stack. */
   private availableWidth(): number {
     const split = this.split;
     if (!split) return 0;
-    const stacked = getComputedStyle(split).gridTemplateColumns.trim().split(/\s+/).length < 2;
+    const stacked = split.classList.contains('cs-split-stack') || getComputedStyle(split).gridTemplateColumns.trim().split(/\s+/).length < 2;
     return stacked ? split.clientWidth : Math.floor(split.clientWidth * 0.46);
   }
 
@@ -444,6 +488,8 @@ export class FeaturesTab {
     if (!data || !layout || !canvas || !this.atlas) return;
     const g = sizeCanvas(canvas, layout.width, layout.height);
     if (!g) return;
+    // maps drawn smaller than their pixels are averaged, not decimated
+    g.imageSmoothingEnabled = layout.scale < 1;
     g.clearRect(0, 0, layout.width, layout.height);
     g.font = '11px system-ui, sans-serif';
     g.textBaseline = 'bottom';
@@ -492,7 +538,7 @@ export class FeaturesTab {
     if (!this.readout || !data || !pixels) return;
     const at = this.hover ?? (this.selected ? { index: data.channels.indexOf(this.selected.channel), row: this.selected.row, col: this.selected.col } : null);
     if (!at || at.index < 0) {
-      this.readout.textContent = 'Hover a map for its values; click a unit to explain it.';
+      this.readout.textContent = this.ctx && explainable(this.ctx.layerType || data.type) ? 'Hover a map for its values; click a unit to explain it.' : 'Hover a map for its values.';
       return;
     }
     const value = tileValue(data, pixels, at.index, at.row, at.col);
@@ -536,10 +582,11 @@ export class FeaturesTab {
       default: return;
     }
     ev.preventDefault();
-    this.select(index, row, col);
+    this.select(index, row, col, ev.key === 'Enter' || ev.key === ' ');
   }
 
-  private select(index: number, row: number, col: number): void {
+  /** Choose a unit; `reveal` (a click, Enter) scrolls its explanation into view. */
+  private select(index: number, row: number, col: number, reveal = false): void {
     const data = this.data;
     if (!data) return;
     const channel = data.channels[index];
@@ -549,23 +596,25 @@ export class FeaturesTab {
     this.drawReadout();
     if (!this.shared) this.drawColourBar();
     this.announce.textContent = `channel ${channel}, row ${row}, column ${col}`;
-    this.explainSelected();
+    this.explainSelected(reveal);
   }
 
-  private explainSelected(): void {
+  private explainSelected(reveal: boolean): void {
     const data = this.data;
     const pixels = this.pixels;
     const ctx = this.ctx;
     if (!data || !pixels || !ctx || !this.selected) return;
     const index = data.channels.indexOf(this.selected.channel);
     if (index < 0) return;
+    if (!explainable(ctx.layerType || data.type)) return; // said in the note; never asked
     const { row, col, channel } = this.selected;
-    this.explain.show(ctx, { channel, row, col, mapValue: tileValue(data, pixels, index, row, col), mapStep: tileStep(data, index) });
+    this.explain.show(ctx, { channel, row, col, mapValue: tileValue(data, pixels, index, row, col), mapStep: tileStep(data, index) }, reveal);
   }
 
   // --- vectors -----------------------------------------------------------------------
 
   private showVector(ctx: LayerPanelContext, data: FeatureVector): void {
+    this.vector = data;
     this.data = null;
     this.pixels = null;
     this.canvas = null;
@@ -585,10 +634,13 @@ export class FeaturesTab {
       if (v > values[best] || Number.isNaN(values[best])) best = i;
     });
     const total = data.shape[0] ?? values.length;
+    const flat = this.flat;
     this.note.textContent = `${data.layer} (${data.type}) outputs a vector of ${total} number${total === 1 ? '' : 's'}, not maps` +
       (units.length < total ? ` (the ${units.length} largest shown)` : '') +
-      (classes ? `: one per class; the largest is ${names[best]} (${shortNumber(values[best], 4)}).` : `; the largest is unit ${units[best]} (${shortNumber(values[best], 4)}).`) +
+      (classes ? `: one per class; the largest is ${names[best]} (${shortNumber(values[best], 4)}).` : `; the largest is ${flatUnitText(units[best], flat)} (${shortNumber(values[best], 4)}).`) +
+      (flat ? ` Unit u is channel ⌊u / ${flat.shape[1] * flat.shape[2]}⌋ of ${flat.layer}'s output; hover a bar for its place.` : '') +
       ' There is no unit to explain in a vector.';
+    if (ctx.layerType === 'Flatten' && !flat) this.findFlatSource(ctx, data);
     if (!this.bar || !this.barEl) {
       this.barEl = h('div', { class: 'cs-vector-chart', role: 'img' });
       replace(this.body, this.barEl);
@@ -601,7 +653,18 @@ export class FeaturesTab {
       textStyle: TEXT_STYLE,
       animation: false,
       grid: { left: 56, right: 16, top: 16, bottom: classes ? 64 : 40, containLabel: false },
-      tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, valueFormatter: (v: unknown) => shortNumber(Number(v), 4) },
+      tooltip: {
+        trigger: 'axis',
+        axisPointer: { type: 'shadow' },
+        valueFormatter: (v: unknown) => shortNumber(Number(v), 4),
+        ...(flat ? {
+          formatter: (items: unknown) => {
+            const item = (Array.isArray(items) ? items[0] : items) as { dataIndex: number; value: unknown };
+            const unit = units[item.dataIndex];
+            return `${flatUnitText(unit, flat)}<br><b>${shortNumber(Number(item.value), 4)}</b>`;
+          },
+        } : {}),
+      },
       xAxis: {
         type: 'category',
         data: names,
@@ -618,6 +681,17 @@ export class FeaturesTab {
         barMaxWidth: 28,
       }],
     }, { notMerge: true });
+  }
+
+  /** A Flatten layer's source (the layer before it, from the model's layers): redraw with it once known. */
+  private findFlatSource(ctx: LayerPanelContext, data: FeatureVector): void {
+    void layerRows(ctx.model, ctx.info.name).then((rows) => {
+      const source = flattenSource(rows, ctx.layer);
+      const now = this.ctx;
+      if (!source || !now || now.layer !== ctx.layer || now.info.name !== ctx.info.name || this.flat || !this.bar || this.vector?.layer !== data.layer) return;
+      this.flat = source;
+      this.showVector(now, this.vector);
+    }, () => undefined); // without it, units are plain indices
   }
 
   /** The context was withdrawn (the view moved on): drop what is in flight; the next show loads again. */

@@ -9,7 +9,7 @@ import { emptyBox, h, loadingBox, replace } from '../dom';
 import { CLASS_PALETTE, WRONG } from '../palette';
 import { COLORMAPS, colourBar, shortNumber } from './colormap';
 import { modelUrl, type LayerPanelContext } from './context';
-import { checkboxControl, failureBox, knownNotConv, isConvType, fetchPixels, isAbort, keyOf, LatestRunner, segmentedControl, selectControl, sizeCanvas, tileGap, upscale, atlasColumns, atlasSlot, replaceControls } from './tabkit';
+import { checkboxControl, failureBox, fetchObjectUrl, knownNotConv, isConvType, fetchPixels, isAbort, keyOf, LatestRunner, layerRows, segmentedControl, selectControl, sizeCanvas, tileGap, upscale, atlasColumns, atlasSlot, replaceControls } from './tabkit';
 
 export interface KernelHealthRecord {
   index: number;
@@ -56,17 +56,26 @@ export interface KernelHistory {
   health: { epoch: number; dead: number; duplicates: number; noisy: number; mean_norm: number | null }[];
 }
 
-const CONV_LAYERS = new Map<string, Promise<string[]>>();
-
 /** The conv layers of a model (from `api/models/{model}/layers`, asked once per model name). */
-function convLayers(model: string, name: string): Promise<string[]> {
-  let names = CONV_LAYERS.get(name);
-  if (!names) {
-    names = getJson<{ name: string; type: string }[]>(modelUrl(model, 'layers')).then((rows) => rows.filter((r) => isConvType(r.type)).map((r) => r.name));
-    names.catch(() => CONV_LAYERS.delete(name));
-    CONV_LAYERS.set(name, names);
-  }
-  return names;
+async function convLayers(model: string, name: string): Promise<string[]> {
+  return (await layerRows(model, name)).filter((r) => isConvType(r.type)).map((r) => r.name);
+}
+
+/** The kernels the over-the-epochs figure draws when no limit is chosen (the server's default). */
+const HISTORY_KERNELS = 16;
+
+/** The "first N kernels" choices for a layer of `out` kernels (each less than `out`). */
+export function limitChoices(out: number): number[] {
+  return [8, 16, 32, 64, 128, 256].filter((n) => n < out);
+}
+
+/** `api/runs/{run}/kernels.png`: the figure of the kernels at every recorded epoch (its `reduce` knows only mean and norm). */
+export function historyFigureUrl(run: string, layer: string, norm: string, reduce: string | null, limit: number | null): string {
+  const query = new URLSearchParams({ layer });
+  query.set('norm', norm);
+  if (reduce === 'mean' || reduce === 'norm') query.set('reduce', reduce);
+  if (limit !== null) query.set('limit', String(limit));
+  return `api/runs/${encodeURIComponent(run)}/kernels.png?${query.toString()}`;
 }
 
 export type Norm = 'per-kernel' | 'layer' | 'diverging';
@@ -136,11 +145,18 @@ export function kernelLayout(data: Pick<KernelTiles, 'layout' | 'grid' | 'shown'
     const header = 16;
     return { cols, rows, scale, gap, labelH: 0, gutter, header, tileW: tw, tileH: th, channels, width: gutter + cols * (tw * scale + gap) - gap, height: header + rows * (th * scale + gap) - gap };
   }
+  // the server's grid (what `convscope kernels` lays out): its columns, smaller tiles
+  // before fewer columns when the width is short
   const labelH = 14;
-  const cell = tw * scale + gap;
-  const cols = Math.max(1, Math.min(count, Math.min(data.grid[1] * 2, Math.floor((available + gap) / cell))));
+  const wanted = Math.max(1, Math.min(count, data.grid[1] || count));
+  const gapOf = (s: number) => Math.max(2, Math.min(6, Math.round(s * tw * 0.08)));
+  const widthOf = (s: number, c: number) => c * (tw * s + gapOf(s)) - gapOf(s);
+  let fitted = scale;
+  while (fitted > 1 && widthOf(fitted, wanted) > available) fitted -= 1;
+  const g = gapOf(fitted);
+  const cols = widthOf(fitted, wanted) <= available ? wanted : Math.max(1, Math.min(wanted, Math.floor((available + g) / (tw * fitted + g))));
   const rows = Math.ceil(count / cols);
-  return { cols, rows, scale, gap, labelH, gutter: 0, header: 0, tileW: tw, tileH: th, channels, width: cols * cell - gap, height: rows * (th * scale + labelH + gap) - gap };
+  return { cols, rows, scale: fitted, gap: g, labelH, gutter: 0, header: 0, tileW: tw, tileH: th, channels, width: widthOf(fitted, cols), height: rows * (th * fitted + labelH + g) - g };
 }
 
 /** The top-left corner (CSS pixels) of tile `i`'s picture. */
@@ -201,6 +217,11 @@ export class KernelsTab {
   private history: KernelHistory | null = null;
   private resize: ResizeObserver | null = null;
   private lastWidth = 0;
+  /** "First N kernels" per layer (absent: the server's default, all of them). */
+  private readonly limits = new Map<string, number>();
+  /** The kernels-over-epochs figure: shown or not, its URL and object URL, and its box. */
+  private figure: { open: boolean; url: string; objectUrl: string | null; box: HTMLElement | null } = { open: false, url: '', objectUrl: null, box: null };
+  private readonly figureRunner = new LatestRunner();
 
   constructor() {
     this.controls = h('div', { class: 'control-row cs-controls' });
@@ -246,11 +267,16 @@ export class KernelsTab {
     });
   }
 
+  private limitFor(ctx: LayerPanelContext | null): number | null {
+    return ctx ? this.limits.get(keyOf(ctx.info.name, ctx.layer)) ?? null : null;
+  }
+
   private options(): Record<string, string | number | boolean | null> {
     return {
       norm: this.norm,
       reduce: this.reduce === 'auto' ? null : this.reduce,
       bgr: this.bgr === true ? 'true' : null,
+      limit: this.limitFor(this.ctx),
     };
   }
 
@@ -276,6 +302,7 @@ export class KernelsTab {
         if (stale()) return;
         this.draw(ctx, data, pixels);
         this.loadHistory(ctx);
+        if (this.figure.open) this.showFigure(false);
       } catch (error) {
         if (isAbort(error) || stale()) return;
         this.key = '';
@@ -324,6 +351,22 @@ export class KernelsTab {
         if (this.ctx) this.load(this.ctx, false);
       });
       parts.push(bgr.el);
+    }
+    const out = data.shape[0];
+    const sizes = limitChoices(out);
+    if (sizes.length) {
+      const chosen = this.limitFor(this.ctx);
+      const current = chosen ?? (data.shown < out ? data.shown : null);
+      const options: [string, string][] = [['all', `all ${out}`], ...sizes.map((n): [string, string] => [String(n), `the first ${n}`])];
+      if (current !== null && !sizes.includes(current)) options.push([String(current), `the first ${current}`]);
+      const limit = selectControl('Kernels', options, current === null ? 'all' : String(current), (v) => {
+        if (!this.ctx) return;
+        const key = keyOf(this.ctx.info.name, this.ctx.layer);
+        if (v === 'all') this.limits.delete(key);
+        else this.limits.set(key, Number(v));
+        this.load(this.ctx, false);
+      });
+      parts.push(limit.el);
     }
     replaceControls(this.controls, ...parts);
   }
@@ -618,7 +661,90 @@ export class KernelsTab {
       ...[['dead', CLASS_PALETTE[5], '●'], ['duplicates', CLASS_PALETTE[1], '■'], ['noisy', CLASS_PALETTE[3], '▲'], ['mean norm (right axis)', CLASS_PALETTE[0], '◆']].map(([name, colour, glyph]) =>
         h('span', { class: 'legend-item' }, h('span', { style: `color:${colour}`, 'aria-hidden': 'true' }, `${glyph}\u00a0`), name)));
     this.chartEl.after(legend);
+    this.historyBox.append(this.figureRow());
     this.markEpoch();
+  }
+
+  /** The button (and link) for the figure of the kernels themselves at every epoch, and its box. */
+  private figureRow(): HTMLElement {
+    const button = h('button', { type: 'button', class: 'button', 'aria-expanded': String(this.figure.open) }, this.figure.open ? 'Hide the kernels over the epochs' : 'Show the kernels over the epochs') as HTMLButtonElement;
+    const link = h('a', { href: this.figureUrl() ?? '#', target: '_blank', rel: 'noopener', class: 'small' }, 'open the figure in a new tab') as HTMLAnchorElement;
+    const box = h('div', { class: 'cs-history-figure', 'aria-live': 'polite' });
+    this.figure.box = box;
+    button.addEventListener('click', () => {
+      this.figure.open = !this.figure.open;
+      button.textContent = this.figure.open ? 'Hide the kernels over the epochs' : 'Show the kernels over the epochs';
+      button.setAttribute('aria-expanded', String(this.figure.open));
+      link.href = this.figureUrl() ?? '#';
+      this.showFigure(true);
+    });
+    const row = h('div', { class: 'control-row cs-history-figure-row' }, button, link);
+    if (this.figure.open) queueMicrotask(() => this.showFigure(false));
+    return h('div', {}, row, box);
+  }
+
+  /** The figure's URL for the shown layer and options (null without a run). */
+  private figureUrl(): string | null {
+    const ctx = this.ctx;
+    const run = ctx?.info.run;
+    if (!ctx || !run) return null;
+    const reduce = this.reduce !== 'auto' ? this.reduce : this.data?.reduce ?? null;
+    return historyFigureUrl(run, ctx.layer, this.norm, reduce, this.limitFor(ctx));
+  }
+
+  /** Draw (or hide) the figure; `asked`: the person pressed the button (else: options changed while it is open). */
+  private showFigure(asked: boolean): void {
+    const box = this.figure.box;
+    if (!box) return;
+    if (!this.figure.open) {
+      this.figureRunner.cancel();
+      this.releaseFigure();
+      replace(box);
+      return;
+    }
+    const url = this.figureUrl();
+    if (!url) return;
+    const loading = () => loadingBox(`Drawing the kernels of ${this.ctx?.layer ?? 'this layer'} at every recorded epoch…`);
+    const render = (picture: string) => {
+      const limit = this.limitFor(this.ctx);
+      const out = this.data?.shape[0] ?? 0;
+      const which = limit !== null ? `; the first ${limit} of ${out} kernels` : out > HISTORY_KERNELS ? `; the first ${HISTORY_KERNELS} of ${out} kernels` : '';
+      if (this.figure.box) replace(this.figure.box, h('figure', { class: 'cs-figure' },
+        h('img', { class: 'cs-wide-img', src: picture, alt: `the kernels of ${this.ctx?.layer ?? 'the layer'}, one row per recorded epoch` }),
+        h('figcaption', { class: 'small muted' }, `The kernels at every recorded epoch, one row each, as convscope kernels run:ID --layer ${this.ctx?.layer ?? 'L'} --epochs all draws them${which}.`)));
+    };
+    if (url === this.figure.url && this.figure.objectUrl) {
+      if (!box.querySelector('img')) render(this.figure.objectUrl);
+      return;
+    }
+    if (url === this.figure.url && !asked) {
+      replace(box, loading()); // already on its way
+      return;
+    }
+    this.releaseFigure();
+    this.figure.url = url;
+    replace(box, loading());
+    this.figureRunner.run(async (token) => {
+      try {
+        const picture = await fetchObjectUrl(url);
+        if (!this.figureRunner.current(token) || this.figure.url !== url || !this.figure.open) {
+          URL.revokeObjectURL(picture);
+          return;
+        }
+        this.figure.objectUrl = picture;
+        render(picture);
+      } catch (error) {
+        if (isAbort(error) || !this.figureRunner.current(token)) return;
+        this.figure.url = '';
+        if (this.figure.box) replace(this.figure.box, failureBox(error, 'No figure of the kernels over the epochs', 'The figure could not be drawn'));
+      }
+    });
+  }
+
+  private releaseFigure(): void {
+    if (this.figure.objectUrl) URL.revokeObjectURL(this.figure.objectUrl);
+    this.figure.objectUrl = null;
+    this.figure.url = '';
   }
 
   /** The current epoch's mark on the chart (the slider moved: nothing to fetch). */
@@ -640,6 +766,8 @@ export class KernelsTab {
   pause(): void {
     this.runner.cancel();
     this.historyRunner.cancel();
+    this.figureRunner.cancel();
+    this.releaseFigure();
     this.key = '';
     this.historyKey = '';
   }
@@ -647,6 +775,8 @@ export class KernelsTab {
   destroy(): void {
     this.runner.stop();
     this.historyRunner.stop();
+    this.figureRunner.stop();
+    this.releaseFigure();
     this.dropCanvas();
     this.disposeChart();
   }

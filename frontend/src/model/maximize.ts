@@ -54,11 +54,32 @@ export function drawn(target: MaximizeTarget): boolean {
   return target.score > target.start_score;
 }
 
-/** The request body: `{"class": K}` or `{"channel": "LAYER:C"}`, with `steps` when given. */
-export function maximizeBody(kind: 'class' | 'channel', layer: string, index: number, steps: number | null): Record<string, string | number> {
+/** The most classes "all classes" is offered for (one optimisation each: 10 take a few seconds on LeNet). */
+export const MAX_ALL_CLASSES = 20;
+
+/** Whether to offer "all classes" for a model with these classes. */
+export function offersAllClasses(classes: string[] | null | undefined): boolean {
+  return !!classes && classes.length > 1 && classes.length <= MAX_ALL_CLASSES;
+}
+
+export const MAX_SEED = 2 ** 32 - 1;
+
+/**
+ * The request body: `{"class": K}` (or `{"class": "all"}`, as `--class all`) or
+ * `{"channel": "LAYER:C"}`, with `steps` and `seed` when given.
+ */
+export function maximizeBody(kind: 'class' | 'channel', layer: string, index: number | 'all', steps: number | null, seed: number | null = null): Record<string, string | number> {
   const body: Record<string, string | number> = kind === 'class' ? { class: index } : { channel: `${layer}:${index}` };
   if (steps !== null) body.steps = steps;
+  if (seed !== null) body.seed = seed;
   return body;
+}
+
+/** A seed typed in: a whole number from 0 to 2³² − 1, or null for the default (empty or not a number). */
+export function parseSeed(text: string): number | null {
+  const v = text.trim();
+  if (v === '' || !/^\d+$/.test(v)) return null;
+  return Math.min(MAX_SEED, Number(v));
 }
 
 export class MaximizeTab {
@@ -67,9 +88,10 @@ export class MaximizeTab {
   private readonly body: HTMLElement;
   private ctx: LayerPanelContext | null = null;
   private kind: 'class' | 'channel' = 'class';
-  private classIndex = 0;
+  private classIndex: number | 'all' = 0;
   private channel = 0;
   private steps: number | null = null;
+  private seed: number | null = null;
   private job: { id: string; controller: AbortController; key: string; cancelled: boolean } | null = null;
   private resultKey = '';
   private objectUrl: string | null = null;
@@ -83,7 +105,7 @@ export class MaximizeTab {
 
   /** What a result depends on: the model (and its epoch), and the layer for a channel. */
   private keyFor(ctx: LayerPanelContext): string {
-    return keyOf(ctx.model, this.kind, this.kind === 'channel' ? ctx.layer : null, this.kind === 'class' ? this.classIndex : this.channel, this.steps);
+    return keyOf(ctx.model, this.kind, this.kind === 'channel' ? ctx.layer : null, this.kind === 'class' ? this.classIndex : this.channel, this.steps, this.seed);
   }
 
   show(ctx: LayerPanelContext): void {
@@ -109,25 +131,30 @@ export class MaximizeTab {
   private drawControls(ctx: LayerPanelContext): void {
     const classes = ctx.info.classes;
     const channels = unitsOf(ctx.outputShape);
-    const kind = segmentedControl('Maximise', [['class', 'a class'], ['channel', `a channel of ${ctx.layer}`]], this.kind, (v) => {
+    const unit = ctx.outputShape && ctx.outputShape.length === 2 ? 'unit' : 'channel';
+    const kind = segmentedControl('Maximise', [['class', 'a class'], ['channel', `a ${unit} of ${ctx.layer}`]], this.kind, (v) => {
       this.kind = v as 'class' | 'channel';
       if (this.ctx) this.show(this.ctx);
     });
     const parts: HTMLElement[] = [kind.el];
     if (this.kind === 'class') {
+      const all = offersAllClasses(classes);
+      if (this.classIndex === 'all' && !all) this.classIndex = 0;
       if (classes && classes.length) {
-        if (this.classIndex >= classes.length) this.classIndex = 0;
-        parts.push(selectControl('Class', classes.map((name, i): [string, string] => [String(i), name]), String(this.classIndex), (v) => {
-          this.classIndex = Number(v);
+        if (typeof this.classIndex === 'number' && this.classIndex >= classes.length) this.classIndex = 0;
+        const options: [string, string][] = classes.map((name, i): [string, string] => [String(i), name]);
+        if (all) options.push(['all', `all ${classes.length} classes`]);
+        parts.push(selectControl('Class', options, String(this.classIndex), (v) => {
+          this.classIndex = v === 'all' ? 'all' : Number(v);
           if (this.ctx) this.show(this.ctx);
         }).el);
       } else {
-        parts.push(this.numberInput('Output', this.classIndex, null, (v) => (this.classIndex = v)));
+        parts.push(this.numberInput('Output', typeof this.classIndex === 'number' ? this.classIndex : 0, null, (v) => (this.classIndex = v)));
       }
     } else {
-      parts.push(this.numberInput('Channel', this.channel, channels, (v) => (this.channel = v)));
+      parts.push(this.numberInput(unit === 'unit' ? 'Unit' : 'Channel', this.channel, channels, (v) => (this.channel = v)));
     }
-    parts.push(this.stepsInput());
+    parts.push(this.stepsInput(), this.seedInput());
     const start = h('button', { type: 'button', class: 'button cs-primary', 'data-testid': 'maximize-start' }, 'Start') as HTMLButtonElement;
     start.disabled = this.job !== null;
     start.addEventListener('click', () => this.start());
@@ -159,19 +186,33 @@ export class MaximizeTab {
     return h('span', { class: 'control' }, h('label', { for: id }, 'Steps'), input);
   }
 
+  /** The random seed of the starts (the server's default, 0, when empty): another seed, other starting noise. */
+  private seedInput(): HTMLElement {
+    const id = fieldId('seed');
+    const input = h('input', { id, type: 'number', min: 0, max: MAX_SEED, step: 1, placeholder: '0', class: 'cs-number', title: 'the random seed of the starting noise; another seed gives other starts' }) as HTMLInputElement;
+    if (this.seed !== null) input.value = String(this.seed);
+    input.addEventListener('change', () => {
+      this.seed = parseSeed(input.value);
+      input.value = this.seed === null ? '' : String(this.seed);
+      if (this.ctx) this.show(this.ctx);
+    });
+    return h('span', { class: 'control' }, h('label', { for: id }, 'Seed'), input);
+  }
+
   private idle(note?: string): void {
     this.releaseImage();
     this.resultKey = '';
     const ctx = this.ctx;
-    const what = ctx ? (this.kind === 'class' ? `class ${className(ctx.info, this.classIndex)}` : `channel ${this.channel} of ${ctx.layer}`) : '';
-    replace(this.body, emptyBox(note ?? `Synthesise an input that excites ${what}`, 'Gradient ascent from noise, with jitter and blur so the picture stays smooth; it takes a few seconds on a small model. Press Start.'));
+    const unit = ctx?.outputShape && ctx.outputShape.length === 2 ? 'unit' : 'channel';
+    const what = ctx ? (this.kind === 'class' ? (this.classIndex === 'all' ? `each of the ${ctx.info.classes?.length ?? ''} classes` : `class ${className(ctx.info, this.classIndex)}`) : `${unit} ${this.channel} of ${ctx.layer}`) : '';
+    replace(this.body, emptyBox(note ?? `Synthesise an input that excites ${what}`, `Gradient ascent from noise, with jitter and blur so the picture stays smooth; it takes a few seconds on a small model${this.classIndex === 'all' && this.kind === 'class' ? ' for each class' : ''}. Press Start.`));
   }
 
   private async start(): Promise<void> {
     const ctx = this.ctx;
     if (!ctx || this.job) return;
     const key = this.keyFor(ctx);
-    const body = maximizeBody(this.kind, ctx.layer, this.kind === 'class' ? this.classIndex : this.channel, this.steps);
+    const body = maximizeBody(this.kind, ctx.layer, this.kind === 'class' ? this.classIndex : this.channel, this.steps, this.seed);
     const progress = progressBox('Starting…');
     progress.el.setAttribute('data-testid', 'maximize-progress');
     const cancel = h('button', { type: 'button', class: 'button' }, 'Cancel') as HTMLButtonElement;
@@ -231,15 +272,19 @@ export class MaximizeTab {
   }
 
   private async showResult(ctx: LayerPanelContext, key: string, result: MaximizeResult): Promise<void> {
-    const target = result?.targets?.[0];
+    const targets = result?.targets ?? [];
+    const target = targets[0];
     if (!target) {
       replace(this.body, errorBox('the job finished without a result', 'The maximisation failed'));
       return;
     }
     this.resultKey = key;
-    const name = target.kind === 'class' ? className(ctx.info, target.index) : `channel ${target.index} of ${target.layer ?? ctx.layer}`;
+    const nameOf = (t: MaximizeTarget) => (t.kind === 'class' ? className(ctx.info, t.index) : `${ctx.outputShape?.length === 2 ? 'unit' : 'channel'} ${t.index} of ${t.layer ?? ctx.layer}`);
+    const many = targets.length > 1;
+    const name = many ? `${targets.length} ${target.kind === 'class' ? 'classes' : 'targets'}` : nameOf(target);
     const status = STATUS_TEXT[target.status] ?? target.status;
-    const numbers = h('table', { class: 'scores cs-numbers' }, h('caption', {}, `${name}: the numbers`), h('tbody', {},
+    const seedHint = (t: MaximizeTarget) => (/seed/i.test(t.message) ? ' Change the Seed above and press Start again for other starts.' : '');
+    const numbers = many ? this.targetsTable(result, nameOf) : h('table', { class: 'scores cs-numbers' }, h('caption', {}, `${name}: the numbers`), h('tbody', {},
       ...([
         ['status', STATUS_SHORT[target.status] ?? target.status],
         [`${result.objective} at the start`, shortNumber(target.start_score, 4)],
@@ -249,9 +294,11 @@ export class MaximizeTab {
         ['seconds', shortNumber(result.seconds, 3)],
         target.top?.length ? ['the model sees', target.top.map(([n, p]) => `${n} (${shortNumber(p, 2)})`).join(', ')] : null,
       ].filter(Boolean) as [string, string][]).map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v)))));
-    const box = h('div', { class: 'cs-split cs-split-attr', 'data-testid': 'maximize-result', 'data-status': target.status });
-    if (!drawn(target)) {
-      replace(box, emptyBox(`No picture: ${status}`, target.message || 'The optimisation could not raise the objective, so its picture would only be the starting noise.'), h('div', {}, numbers));
+    const shownTargets = targets.filter(drawn);
+    const box = h('div', { class: many ? 'cs-maximize-all' : 'cs-split cs-split-attr', 'data-testid': 'maximize-result', 'data-status': many ? (shownTargets.length === targets.length ? 'rose' : shownTargets.length ? 'some' : 'none') : target.status });
+    if (!shownTargets.length) {
+      const title = many ? `No picture: no target's objective rose (${STATUS_SHORT[target.status] ?? target.status} for ${nameOf(target)})` : `No picture: ${status}`;
+      replace(box, emptyBox(title, (target.message || 'The optimisation could not raise the objective, so its picture would only be the starting noise.') + seedHint(target)), h('div', {}, numbers));
       replace(this.body, box);
       return;
     }
@@ -269,10 +316,29 @@ export class MaximizeTab {
     }
     this.releaseImage();
     this.objectUrl = picture;
+    const failed = targets.filter((t) => !drawn(t));
+    const caption = many
+      ? `${shownTargets.length} of ${targets.length} rose${failed.length ? `; no rise for ${failed.map(nameOf).join(', ')} (their panels are only the starting noise)` : ''}. One panel per target with its probability, and each one's objective over the steps (from convscope maximize).`
+      : target.message || status;
     replace(box,
-      h('figure', { class: 'cs-figure' }, h('img', { class: 'cs-attribution-img', src: picture, alt: `the input synthesised to excite ${name}, and its objective over the steps` }), h('figcaption', { class: 'small muted' }, target.message || status)),
+      h('figure', { class: 'cs-figure' }, h('img', { class: many ? 'cs-wide-img' : 'cs-attribution-img', src: picture, alt: `the inputs synthesised to excite ${name}, and their objective over the steps` }), h('figcaption', { class: 'small muted' }, caption)),
       h('div', {}, numbers));
     replace(this.body, box);
+  }
+
+  /** One row per target: its status, score at the start and the end, probability, what the model sees. */
+  private targetsTable(result: MaximizeResult, nameOf: (t: MaximizeTarget) => string): HTMLElement {
+    const head = h('tr', {}, ...['target', 'status', `${result.objective}: start`, 'end', 'p', 'the model sees'].map((t) => h('th', { scope: 'col' }, t)));
+    return h('table', { class: 'scores cs-numbers cs-targets' },
+      h('caption', {}, `${result.targets.length} targets in ${shortNumber(result.seconds, 3)} s`),
+      h('thead', {}, head),
+      h('tbody', {}, ...result.targets.map((t) => h('tr', {},
+        h('th', { scope: 'row' }, nameOf(t)),
+        h('td', { class: drawn(t) ? null : 'no' }, STATUS_SHORT[t.status] ?? t.status),
+        h('td', { class: 'num' }, shortNumber(t.start_score, 3)),
+        h('td', { class: 'num' }, shortNumber(t.score, 3)),
+        h('td', { class: 'num' }, shortNumber(t.prob, 3)),
+        h('td', {}, t.top?.[0] ? `${t.top[0][0]} (${shortNumber(t.top[0][1], 2)})` : '–')))));
   }
 
   /** A job keeps running while the context is withdrawn; `show` decides when it is stale. */

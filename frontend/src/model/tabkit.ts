@@ -1,9 +1,9 @@
 // What the layer panel's tabs share: PNG and POST requests with the server's error line,
 // a runner that keeps one load in flight per tab (the newest waiting, older ones
 // dropped, so an epoch slider never sends a storm), class names, small form controls.
-import { ApiError, fetchOk } from '../api';
+import { ApiError, fetchOk, getJson } from '../api';
 import { emptyBox, errorBox, h } from '../dom';
-import type { ModelInfo } from './context';
+import { modelUrl, type ModelInfo } from './context';
 
 function send(url: string, init: RequestInit): Promise<Response> {
   return fetchOk(url, undefined, init);
@@ -141,11 +141,6 @@ export function isConvType(type: string): boolean {
   return /conv/i.test(type) && !/convnext|block/i.test(type);
 }
 
-/** Whether `explain` can answer for this type (conv and pooling layers). */
-export function isExplainableType(type: string): boolean {
-  return isConvType(type) || /pool/i.test(type);
-}
-
 let counter = 0;
 export function fieldId(prefix: string): string {
   counter += 1;
@@ -244,21 +239,92 @@ export function atlasSlot(i: number, columns: number, tile: [number, number]): [
 /**
  * Layer types known to hold no convolution: pooling, activations, normalisation, dropout,
  * reshaping, dense and element-wise layers. For these the panel says so itself instead of
- * asking the server for a 400 (which the browser logs as an error); any other type, a block
- * that may wrap a convolution included, is asked and the server's line shown.
+ * asking the server for a 400 (which the browser logs as an error); so it does for the
+ * containers below. Any other type is asked and the server's line shown.
  */
 const NOT_CONV = /^(?:(?:Adaptive)?(?:Max|Avg|LP|FractionalMax)Pool\dd|ReLU6?|LeakyReLU|PReLU|RReLU|ELU|CELU|SELU|GELU|SiLU|Mish|Sigmoid|Tanh|Hardtanh|Hardswish|Hardsigmoid|Softplus|Softsign|Softmax\d?d?|LogSoftmax|Threshold|(?:Batch|Instance|Group|Layer|LocalResponse)Norm\w*|(?:Alpha|FeatureAlpha)?Dropout\w*|Flatten|Unflatten|Linear\w*|Bilinear|Identity|Add|Concat\w*|Cat|Mul|Upsample\w*|(?:Zero|Constant|Reflection|Replication)Pad\dd|Embedding)$/;
 
+/**
+ * Containers: blocks and stages that wrap convolutions but hold no kernel of their own
+ * (ResNet's Bottleneck, a Sequential). Asking for their kernels would be a 400; the panel
+ * says so and names the conv layers instead.
+ */
+const CONTAINER = /^(?:Sequential|ModuleList|ModuleDict|Bottleneck|BasicBlock|InvertedResidual|DepthwiseSeparable|Inception\w*|\w*Block|\w*Stage)$/;
+
 export function knownNotConv(type: string): boolean {
-  return NOT_CONV.test(type);
+  return NOT_CONV.test(type) || CONTAINER.test(type);
 }
 
 /** What `explain` covers (its 400 line says the same). */
 export const EXPLAIN_SUPPORTS = "Conv2d (also with an activation inside, 'same' padding, stride, dilation, groups), MaxPool2d, AvgPool2d, AdaptiveMaxPool2d, AdaptiveAvgPool2d";
 
-/** Types `explain` is known not to cover (the other known non-convolutions, not pooling). */
-export function knownNotExplainable(type: string): boolean {
-  return knownNotConv(type) && !/^(?:Adaptive)?(?:Max|Avg)Pool2d$/.test(type);
+const EXPLAIN_POOL = /^(?:Adaptive)?(?:Max|Avg)Pool2d$/;
+/** Types with "Conv" in their name that are no Conv2d: other dimensions, transposed, blocks and wrappers. */
+const NOT_CONV2D = /Conv(?:1d|3d)|ConvTranspose|ConvNeXt|Block|Bottleneck|Stage|Sequential|Norm|Activation|^(?:Partial|Padded|Separable|Depthwise)Conv2d$/i;
+
+/**
+ * Whether `explain` answers for a layer of this type: Conv2d and its subclasses (a type
+ * with "Conv" in its name, such as SameConv2d or Conv2dAct) and torch's four 2-D pooling
+ * layers. The panel asks only for these, so a click never earns a 400 (which the browser
+ * logs as an error); for any other type it says what explain covers.
+ */
+export function explainable(type: string): boolean {
+  return EXPLAIN_POOL.test(type) || (/conv/i.test(type) && !NOT_CONV2D.test(type));
+}
+
+/** What the panel says for a layer explain does not cover. */
+export function notExplainableLine(layer: string, type: string): string {
+  return `explain covers convolution and pooling layers; ${layer} is ${/^[aeiou]/i.test(type) ? 'an' : 'a'} ${type || 'layer of unknown type'}`;
+}
+
+/** One row of `api/models/{model}/layers` (as `layers --json`). */
+export interface LayerRecord {
+  name: string;
+  type: string;
+  output_shape?: number[] | null;
+  params?: number;
+}
+
+const LAYER_ROWS = new Map<string, Promise<LayerRecord[]>>();
+
+/** The layers of a model (asked once per model name; a failure is asked again next time). */
+export function layerRows(model: string, name: string): Promise<LayerRecord[]> {
+  let rows = LAYER_ROWS.get(name);
+  if (!rows) {
+    rows = getJson<LayerRecord[]>(modelUrl(model, 'layers'));
+    rows.catch(() => LAYER_ROWS.delete(name));
+    LAYER_ROWS.set(name, rows);
+  }
+  return rows;
+}
+
+/**
+ * Where a Flatten layer's outputs come from: the layer listed before it, when its output
+ * is C×H×W maps of exactly as many numbers (torch's Flatten keeps C, H, W order). Null
+ * for any other layer, or when that is not known.
+ */
+export function flattenSource(rows: LayerRecord[], layer: string): { layer: string; shape: [number, number, number] } | null {
+  const i = rows.findIndex((r) => r.name === layer);
+  if (i <= 0 || rows[i].type !== 'Flatten') return null;
+  const out = rows[i].output_shape;
+  const before = rows[i - 1].output_shape;
+  if (!out || out.length !== 2 || !before || before.length !== 4) return null;
+  const [, c, hgt, w] = before;
+  if (c * hgt * w !== out[1]) return null;
+  return { layer: rows[i - 1].name, shape: [c, hgt, w] };
+}
+
+/** Unit `index` of a flattened C×H×W output as (channel, row, column). */
+export function unflatten(index: number, shape: [number, number, number]): { channel: number; row: number; col: number } {
+  const [, hgt, w] = shape;
+  return { channel: Math.floor(index / (hgt * w)), row: Math.floor((index % (hgt * w)) / w), col: index % w };
+}
+
+/** "unit 37 = channel 2, row 1, column 1 of pool2's 16×4×4 output" (plain "unit 37" without a source). */
+export function flatUnitText(index: number, source: { layer: string; shape: [number, number, number] } | null): string {
+  if (!source) return `unit ${index}`;
+  const { channel, row, col } = unflatten(index, source.shape);
+  return `unit ${index} = channel ${channel}, row ${row}, column ${col} of ${source.layer}'s ${source.shape.join('×')} output`;
 }
 
 function focusKey(el: Element, root: Element): string | null {

@@ -7,7 +7,7 @@
 import { emptyBox, h, loadingBox, replace } from '../dom';
 import { COLORMAPS, colourAt, inkOn, shortNumber } from './colormap';
 import { modelUrl, type LayerPanelContext } from './context';
-import { EXPLAIN_SUPPORTS, failureBox, fetchPixels, isAbort, keyOf, knownNotExplainable, LatestRunner } from './tabkit';
+import { explainable, failureBox, fetchPixels, isAbort, keyOf, LatestRunner, notExplainableLine } from './tabkit';
 import { getJson } from '../api';
 
 export interface ExplainTerm {
@@ -74,6 +74,55 @@ export function channelSum(data: Explanation): number {
   return data.inputs.reduce((total, term) => total + (term.sum ?? 0), 0);
 }
 
+/** A number with a true minus sign ("−1"). */
+function signedInt(v: number): string {
+  return String(v).replace('-', '−');
+}
+
+/** "a and b", "a, b and c". */
+function listed(items: string[]): string {
+  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+}
+
+/**
+ * A window's span in words: "rows 6 to 7", "columns −1 to 3 (−1 is padding)" where it
+ * runs past an input of `size` rows or columns (a padded convolution's border).
+ */
+export function spanText(name: 'rows' | 'columns', first: number, last: number, size: number): string {
+  const outside: number[] = [];
+  for (let v = first; v <= last && outside.length < 8; v += 1) if (v < 0 || v >= size) outside.push(v);
+  const more = last - first + 1 > 8 && (first < 0 || last >= size);
+  const span = first === last ? `${name === 'rows' ? 'row' : 'column'} ${signedInt(first)}` : `${name} ${signedInt(first)} to ${signedInt(last)}`;
+  if (!outside.length) return span;
+  const text = more ? `${signedInt(first)} … are padding` : `${listed(outside.map(signedInt))} ${outside.length === 1 ? 'is' : 'are'} padding`;
+  return `${span} (${text})`;
+}
+
+/** One piece of the equation line: words, or a number with what it is. */
+export type EquationPart = string | { role: 'sum' | 'bias' | 'total' | 'value'; value: number };
+
+/**
+ * The equation from the terms to the value, each number once: "Σ of the 3 channel sums
+ * = S + bias B = T → relu → V", without the bias "Σ … = T → relu → V" (the total is the
+ * sum), without either "Σ … = V"; for pooling "max of the window = V".
+ */
+export function equationParts(data: Pick<Explanation, 'kind' | 'inputs' | 'bias' | 'total' | 'value' | 'activation' | 'divisor'>): EquationPart[] {
+  const parts: EquationPart[] = [];
+  const hasBias = data.kind === 'conv' && data.bias !== null && data.bias !== undefined;
+  if (data.kind === 'conv') {
+    const n = data.inputs.length;
+    parts.push(n > 1 ? `Σ of the ${n} channel sums` : 'the sum');
+    if (hasBias) parts.push(' = ', { role: 'sum', value: channelSum(data as Explanation) }, ' + bias ', { role: 'bias', value: data.bias as number });
+  } else if (data.kind === 'maxpool') {
+    parts.push('max of the window');
+  } else {
+    parts.push(`sum of the window ÷ ${data.divisor ?? '?'}`);
+  }
+  if (data.activation) parts.push(' = ', { role: 'total', value: data.total }, ` → ${activationText(data.activation)} → `, { role: 'value', value: data.value });
+  else parts.push(' = ', { role: 'value', value: data.value });
+  return parts;
+}
+
 /** The largest |value| of a grid (1 when it is all zero or empty), for a symmetric colour scale. */
 export function absMax(grid: (number | null)[][]): number {
   let most = 0;
@@ -93,11 +142,12 @@ function range(grid: (number | null)[][]): [number, number] {
 
 type CellColour = (v: number) => [number, number, number];
 
-function grid(title: string, values: (number | null)[][], colour: CellColour, options: { padded?: boolean[][]; mark?: [number, number] | null; caption?: string } = {}): HTMLElement {
+function grid(title: string, values: (number | null)[][], colour: CellColour, options: { padded?: boolean[][]; mark?: [number, number] | null; caption?: string; large?: boolean } = {}): HTMLElement {
   const rows = values.length;
   const cols = values[0]?.length ?? 0;
   const big = Math.max(rows, cols) > 7;
-  const table = h('table', { class: `cs-grid${big ? ' cs-grid-small' : ''}` }, h('caption', {}, title));
+  const digits = options.large && !big ? 3 : 2;
+  const table = h('table', { class: `cs-grid${big ? ' cs-grid-small' : options.large ? ' cs-grid-large' : ''}` }, h('caption', {}, title));
   const body = h('tbody', {});
   for (let r = 0; r < rows; r += 1) {
     const tr = h('tr', {});
@@ -105,7 +155,7 @@ function grid(title: string, values: (number | null)[][], colour: CellColour, op
       const v = values[r][c];
       const pad = options.padded?.[r]?.[c] ?? false;
       const [red, green, blue] = v === null || !Number.isFinite(v) ? [238, 241, 245] : colour(v);
-      const text = v === null ? (pad ? 'pad' : '–') : shortNumber(v, 2);
+      const text = v === null ? (pad ? 'pad' : '–') : shortNumber(v, digits);
       const marked = options.mark && options.mark[0] === r && options.mark[1] === c;
       const td = h('td', {
         class: `${pad ? 'cs-pad' : ''}${marked ? ' cs-mark' : ''}`.trim() || null,
@@ -129,16 +179,19 @@ function activationText(name: string): string {
 }
 
 /** The receptive field on the layer's input map (and the image under it when the input is the image). */
-function receptiveField(data: Explanation, image: ImageData | null): HTMLElement {
+function receptiveField(data: Explanation, image: ImageData | null, window: HTMLElement | null = null): HTMLElement {
   const [, inH = 1, inW = 1] = data.input_shape.length === 3 ? data.input_shape : [1, ...data.input_shape.slice(-2)];
   const pad = data.padding;
   const fullH = inH + pad.top + pad.bottom;
   const fullW = inW + pad.left + pad.right;
-  const cell = Math.max(2, Math.min(12, Math.floor(168 / Math.max(fullH, fullW))));
+  // the input image is the picture; a feature map is only where the window lies (its numbers are in the grids)
+  const cell = Math.max(2, Math.min(12, Math.floor((image ? 168 : 120) / Math.max(fullH, fullW))));
   const canvas = h('canvas', { class: 'cs-rf-canvas', role: 'img' }) as HTMLCanvasElement;
   const [r0, r1] = data.receptive_field.rows;
   const [c0, c1] = data.receptive_field.cols;
-  canvas.setAttribute('aria-label', `receptive field: rows ${r0} to ${r1}, columns ${c0} to ${c1} of the ${inH}×${inW} input${pad.top + pad.left + pad.bottom + pad.right ? ', with padding around it' : ''}`);
+  const rowsText = spanText('rows', r0, r1, inH);
+  const colsText = spanText('columns', c0, c1, inW);
+  canvas.setAttribute('aria-label', `receptive field: ${rowsText}, ${colsText} of the ${inH}×${inW} input${pad.top + pad.left + pad.bottom + pad.right ? ', with padding around it' : ''}`);
   const dpr = Math.max(1, Math.min(3, globalThis.devicePixelRatio || 1));
   canvas.width = fullW * cell * dpr;
   canvas.height = fullH * cell * dpr;
@@ -168,9 +221,10 @@ function receptiveField(data: Explanation, image: ImageData | null): HTMLElement
       off.getContext('2d')?.putImageData(image, 0, 0);
       g.drawImage(off, x0, y0, inW * cell, inH * cell);
     } else {
-      g.fillStyle = '#fafbfc';
+      // a feature map the page does not have: a plain field (no empty grid) locating the
+      // window, whose values, with their numbers, are the grids beside and below
+      g.fillStyle = '#dde3ea';
       g.fillRect(x0, y0, inW * cell, inH * cell);
-      // the patch we know (the first term's), in gray
       const term = data.inputs[0];
       if (term) {
         const [lo, hi] = range(term.patch);
@@ -182,21 +236,6 @@ function receptiveField(data: Explanation, image: ImageData | null): HTMLElement
           g.fillStyle = `rgb(${red},${green},${blue})`;
           g.fillRect((colsAt[j] + pad.left) * cell, (rowsAt[i] + pad.top) * cell, cell, cell);
         }));
-      }
-      if (cell >= 4) {
-        g.strokeStyle = 'rgba(31,39,51,0.12)';
-        for (let r = 0; r <= inH; r += 1) {
-          g.beginPath();
-          g.moveTo(x0, y0 + r * cell);
-          g.lineTo(x0 + inW * cell, y0 + r * cell);
-          g.stroke();
-        }
-        for (let c = 0; c <= inW; c += 1) {
-          g.beginPath();
-          g.moveTo(x0 + c * cell, y0);
-          g.lineTo(x0 + c * cell, y0 + inH * cell);
-          g.stroke();
-        }
       }
     }
     g.strokeStyle = '#1f2733';
@@ -220,9 +259,10 @@ function receptiveField(data: Explanation, image: ImageData | null): HTMLElement
     'figure',
     { class: 'cs-rf' },
     canvas,
+    window,
     h('figcaption', { class: 'small muted' },
-      `The receptive field (orange): rows ${r0}–${r1}, columns ${c0}–${c1} of the layer's ${data.input_shape.join('×')} input`,
-      image ? ' (the input image)' : '',
+      image ? `The receptive field (orange): ${rowsText}, ${colsText} of the layer's ${data.input_shape.join('×')} input (the input image)`
+        : `Where the window lies (orange) on the layer's ${data.input_shape.join('×')} input, an earlier layer's maps: ${rowsText}, ${colsText}`,
       padded ? `; hatched: padding (${pad.top} top, ${pad.bottom} bottom, ${pad.left} left, ${pad.right} right)` : '',
       over ? ', which this window covers (cells marked *)' : '',
       data.stride[0] !== 1 || data.stride[1] !== 1 ? `; stride ${data.stride.join('×')}` : '',
@@ -260,43 +300,33 @@ function convTerm(term: ExplainTerm): HTMLElement {
   );
 }
 
-function poolTerm(data: Explanation): HTMLElement {
+/** Where a max pool's largest cell lies in its window ([row, column] of the patch), or null. */
+export function windowMark(data: Pick<Explanation, 'argmax' | 'receptive_field' | 'inputs'>): [number, number] | null {
   const term = data.inputs[0];
+  if (!data.argmax || !term) return null;
+  const rows = spaced(data.receptive_field.rows[0], data.receptive_field.rows[1], term.patch.length);
+  const cols = spaced(data.receptive_field.cols[0], data.receptive_field.cols[1], term.patch[0]?.length ?? 0);
+  const i = rows.indexOf(data.argmax[0]);
+  const j = cols.indexOf(data.argmax[1]);
+  return i >= 0 && j >= 0 ? [i, j] : null;
+}
+
+/** A pooling unit's window: the input map's values under it, with their numbers, the max outlined. */
+function poolWindow(data: Explanation): HTMLElement | null {
+  const term = data.inputs[0];
+  if (!term) return null;
   const [lo, hi] = range(term.patch);
-  let mark: [number, number] | null = null;
-  if (data.argmax) {
-    const rows = spaced(data.receptive_field.rows[0], data.receptive_field.rows[1], term.patch.length);
-    const cols = spaced(data.receptive_field.cols[0], data.receptive_field.cols[1], term.patch[0]?.length ?? 0);
-    const i = rows.indexOf(data.argmax[0]);
-    const j = cols.indexOf(data.argmax[1]);
-    if (i >= 0 && j >= 0) mark = [i, j];
-  }
-  return h('div', { class: 'cs-term' },
-    h('p', { class: 'cs-term-title' }, `Input channel ${term.channel}: the window`),
-    h('div', { class: 'cs-term-row' },
-      grid('window', term.patch, grayColour(lo, hi), { padded: term.padded, mark, caption: data.kind === 'maxpool' ? 'outlined: the largest cell' : undefined }),
-    ),
-  );
+  const caption = data.kind === 'maxpool' ? 'outlined: the largest value, the output' : `their mean (÷ ${data.divisor ?? '?'}) is the output`;
+  return grid(`The window on input channel ${term.channel}`, term.patch, grayColour(lo, hi), { padded: term.padded, mark: windowMark(data), caption, large: true });
 }
 
 /** The equation from the terms to the value, and its check against the map. */
 function equation(data: Explanation, unit: UnitChoice | null): HTMLElement {
-  const value = h('strong', { class: 'mono cs-value', 'data-testid': 'explain-value' }, shortNumber(data.value, 4));
-  const parts: (Node | string)[] = [];
-  const total = h('span', { class: 'mono' }, shortNumber(data.total, 4));
-  if (data.kind === 'conv') {
-    const sum = channelSum(data);
-    const n = data.inputs.length;
-    parts.push(n > 1 ? `Σ of the ${n} channel sums = ` : 'the sum = ', h('span', { class: 'mono' }, shortNumber(sum, 4)));
-    if (data.bias !== null && data.bias !== undefined) parts.push(' + bias ', h('span', { class: 'mono' }, shortNumber(data.bias, 4)));
-  } else if (data.kind === 'maxpool') {
-    parts.push('max of the window');
-  } else {
-    parts.push(`sum of the window ÷ ${data.divisor ?? '?'}`);
-  }
-  // with an activation: = total → f → value; without, the total is the value
-  if (data.activation) parts.push(' = ', total, ` → ${activationText(data.activation)} → `, value);
-  else parts.push(' = ', value);
+  const parts = equationParts(data).map((part) => {
+    if (typeof part === 'string') return part;
+    if (part.role === 'value') return h('strong', { class: 'mono cs-value', 'data-testid': 'explain-value' }, shortNumber(part.value, 4));
+    return h('span', { class: 'mono' }, shortNumber(part.value, 4));
+  });
 
   const check: (Node | string)[] = [];
   if (unit && unit.mapValue !== null) {
@@ -321,7 +351,7 @@ export function explanationView(data: Explanation, unit: UnitChoice | null, imag
     h('h3', {}, `Unit (row ${row}, column ${col}) of channel ${data.channel}`),
     h('p', { class: 'small muted' }, `${data.layer} (${data.type})${data.channel_choice === 'most active' ? ' — the channel most active here' : ''}${data.calls && data.calls > 1 ? `; call ${data.call} of ${data.calls}` : ''}`),
   );
-  const body: HTMLElement[] = [receptiveField(data, image)];
+  const body: HTMLElement[] = [receptiveField(data, image, data.kind === 'conv' ? null : poolWindow(data))];
   if (data.kind === 'conv') {
     const terms = data.inputs.filter((t) => shown.includes(t.channel));
     body.push(h('div', { class: 'cs-terms' }, ...terms.map(convTerm)));
@@ -338,8 +368,6 @@ export function explanationView(data: Explanation, unit: UnitChoice | null, imag
         })),
       ));
     }
-  } else {
-    body.push(h('div', { class: 'cs-terms' }, poolTerm(data)));
   }
   body.push(equation(data, unit));
   return h('div', { class: 'cs-explain-body' }, head, ...body);
@@ -355,30 +383,42 @@ export class UnitExplain {
   private image: ImageData | null = null;
   private shown: number[] = [];
   private picture: { key: string; pixels: ImageData | null } | null = null;
+  private reveal = false;
 
   constructor() {
     this.el = h('section', { class: 'cs-explain', 'data-testid': 'unit-explain', 'aria-label': 'the clicked unit, explained', 'aria-live': 'polite' });
     this.clear();
   }
 
-  clear(): void {
+  /** The empty state: what a click will show for a layer of this type. */
+  clear(layer = '', layerType = ''): void {
     this.runner.cancel();
     this.key = '';
     this.data = null;
     this.unit = null;
-    replace(this.el, h('div', { class: 'state state-empty' }, h('p', { class: 'state-title' }, 'Click a unit of a map'), h('p', {}, 'Its arithmetic appears here: the receptive field, patch × kernel = products, the sums, the bias and the activation, checked against the map.')));
-  }
-
-  /** Explain `unit` of the context's layer and image (again only when something changed). */
-  show(ctx: LayerPanelContext, unit: UnitChoice): void {
-    if (!ctx.image) return;
-    if (knownNotExplainable(ctx.layerType)) {
-      this.runner.cancel();
-      this.key = '';
-      this.data = null;
-      replace(this.el, emptyBox(`explain does not cover ${ctx.layerType} layers`, h('p', { class: 'error-line' }, `cannot explain '${ctx.layer}' (${ctx.layerType}); explain supports ${EXPLAIN_SUPPORTS}`)));
+    this.reveal = false;
+    if (layerType && !explainable(layerType)) {
+      replace(this.el, emptyBox('No arithmetic for this layer', notExplainableLine(layer, layerType)));
       return;
     }
+    const what = /pool/i.test(layerType)
+      ? `the window on the layer's input and its ${/max/i.test(layerType) ? 'largest value' : 'mean'}, checked against the map.`
+      : 'the receptive field, patch × kernel = products, the sums, the bias and the activation, checked against the map.';
+    replace(this.el, h('div', { class: 'state state-empty' }, h('p', { class: 'state-title' }, 'Click a unit of a map'), h('p', {}, `Its arithmetic appears here: ${what}`)));
+  }
+
+  /**
+   * Explain `unit` of the context's layer and image (again only when something changed);
+   * with `reveal`, scroll the explanation into view once it is drawn (it may lie below
+   * a tall grid of maps). A layer explain does not cover is said, never asked.
+   */
+  show(ctx: LayerPanelContext, unit: UnitChoice, reveal = false): void {
+    if (!ctx.image) return;
+    if (!explainable(ctx.layerType)) {
+      this.clear(ctx.layer, ctx.layerType);
+      return;
+    }
+    this.reveal = reveal;
     const key = keyOf(ctx.model, ctx.layer, ctx.image, unit.channel, unit.row, unit.col);
     this.unit = unit;
     if (key === this.key && this.data) {
@@ -388,6 +428,7 @@ export class UnitExplain {
     this.key = key;
     if (!this.data) replace(this.el, loadingBox(`Explaining unit (${unit.row}, ${unit.col}) of channel ${unit.channel}…`));
     else this.el.classList.add('cs-stale');
+    this.scrollIn(false);
     const image = ctx.image;
     this.runner.run(async (token) => {
       const url = modelUrl(ctx.model, 'explain', { layer: ctx.layer, image, at: `${unit.row},${unit.col}`, channel: unit.channel });
@@ -413,7 +454,7 @@ export class UnitExplain {
         if (isAbort(error) || !this.runner.current(token)) return;
         this.data = null;
         this.el.classList.remove('cs-stale');
-        replace(this.el, failureBox(error, `explain does not cover this layer (${ctx.layerType})`, 'The unit could not be explained'));
+        replace(this.el, failureBox(error, notExplainableLine(ctx.layer, ctx.layerType), 'The unit could not be explained'));
       }
     });
   }
@@ -425,6 +466,16 @@ export class UnitExplain {
       this.shown = this.shown.includes(channel) ? this.shown.filter((c) => c !== channel) : [...this.shown, channel].sort((a, b) => a - b);
       this.draw();
     }));
+    this.scrollIn(true);
+  }
+
+  /** Bring the explanation's top into view when it is asked to and lies off screen (once drawn: `last`). */
+  private scrollIn(last: boolean): void {
+    if (!this.reveal) return;
+    if (last) this.reveal = false;
+    const box = this.el.getBoundingClientRect();
+    const height = globalThis.innerHeight || document.documentElement.clientHeight;
+    if (box.top < 0 || box.top > height - 120) this.el.scrollIntoView({ block: 'start', behavior: 'smooth' });
   }
 
   /** Drop an explanation in flight; the next show asks again. */
