@@ -353,6 +353,31 @@ def test_white_noise_share_is_the_fraction_of_high_bins() -> None:
     assert high_freq_energy(noise[:1])[0] == pytest.approx(spectrum[high].sum() / spectrum.sum())
 
 
+@pytest.mark.parametrize("shape", [(6, 1, 5, 5), (8, 3, 3, 3), (4, 16, 2, 2), (5, 2, 7, 3)])
+def test_high_frequency_share_equals_the_zero_padded_fft(shape: tuple[int, ...]) -> None:
+    # a second implementation: every kernel's spectra by numpy's FFT, summed over channels
+    weights = np.random.default_rng(1).normal(size=shape)
+    n = max(64, *shape[2:])
+    power = np.abs(np.fft.fft2(weights, s=(n, n))) ** 2
+    f = np.abs(np.fft.fftfreq(n))
+    mask = np.maximum(f[:, None], f[None, :]) > 0.25
+    expected = (power * mask).sum(axis=(1, 2, 3)) / power.sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(high_freq_energy(weights), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_the_health_of_a_wide_deep_layer_needs_no_spectra_in_memory() -> None:
+    # resnet50's layer4 3x3 convolutions: 64x64 spectra of every slice would be 17 GB
+    import tracemalloc
+
+    weights = np.random.default_rng(2).normal(size=(512, 512, 3, 3)).astype(np.float32)
+    tracemalloc.start()
+    share = high_freq_energy(weights)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert share.shape == (512,) and np.all((share > 0) & (share < 1))
+    assert peak < 20 * weights.nbytes
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", [(1, 3, 3), (3, 3, 3), (1, 5, 5), (3, 7, 7)])
 def test_noise_threshold_is_the_95_percent_quantile_of_that_shape(shape) -> None:
