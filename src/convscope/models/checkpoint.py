@@ -7,6 +7,8 @@ arbitrary code runs on load). Writes are atomic: a crash never leaves a partial 
 
 from __future__ import annotations
 
+import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -50,20 +52,56 @@ def save_checkpoint(model: LoadedModel, path: str | Path, *, extra: dict[str, An
 
 
 def read_torch_file(path: str | Path) -> Any:
-    """``torch.load`` with ``weights_only=True``, turning every failure into one clear error."""
+    """``torch.load`` with ``weights_only=True``, turning every failure into one clear error.
+
+    A pickle that would call anything but the tensor-building functions (``os.system``, a
+    ``__reduce__`` of any class) is refused without running it, and the error names it.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(
-            f"{path}: not a readable PyTorch file ({first_line[:120]}); "
-            "pass a checkpoint saved by convscope or a state dict saved with torch.save"
-        ) from exc
-    except Exception as exc:  # pickle.UnpicklingError and friends from a corrupt file
+        with warnings.catch_warnings():  # "Detected pickle protocol 4": the refusal says it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        refused = _weights_only_refusal(exc)
+        if refused is not None:
+            raise ModelError(
+                f"{path}: refused: {refused}; convscope loads weights only — re-save it as a "
+                "state dict or a convscope checkpoint"
+            ) from exc
+        if isinstance(exc, (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile)):
+            text = str(exc).strip()
+            first_line = text.splitlines()[0] if text else type(exc).__name__
+            raise ModelError(
+                f"{path}: not a readable PyTorch file ({first_line[:120]}); "
+                "pass a checkpoint saved by convscope or a state dict saved with torch.save"
+            ) from exc
+        # pickle.UnpicklingError and friends from a corrupt file
         raise ModelError(f"{path}: corrupt or unsafe PyTorch file ({type(exc).__name__})") from exc
+
+
+_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")
+_OS_MODULES = ("posix.", "nt.")  # os.system pickles as posix.system (nt.system on Windows)
+
+
+def _weights_only_refusal(exc: BaseException) -> str | None:
+    """What the weights-only unpickler refused, in words; None for any other failure."""
+    text = str(exc)
+    if "Weights only load failed" not in text and "WeightsUnpickler error" not in text:
+        return None
+    match = _GLOBAL.search(text)
+    if match:
+        name = match[1]
+        for prefix in _OS_MODULES:
+            if name.startswith(prefix):
+                name = "os." + name.removeprefix(prefix)
+        return f"the file's pickle would run code ({name})"
+    detail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler" in text else ""
+    detail = " ".join(detail.split("Check the documentation", 1)[0].split())[:80]
+    reason = f" ({detail})" if detail else ""
+    return f"the file's pickle uses what a weights-only load does not allow{reason}"
 
 
 def is_checkpoint(payload: Any) -> bool:

@@ -19,6 +19,11 @@ Shape = tuple[int | None, ...]
 """A Keras tensor shape without the batch axis (``None`` where any size is accepted)."""
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
+CODE_LAYERS = ("Lambda", "TFOpLambda", "SlicingOpLambda")
+"""Layer classes whose config holds code (marshalled bytecode, a TensorFlow op name)."""
+KERAS_MODULES = ("keras", "tf_keras")
+"""Where Keras' own layer classes live; a layer from any other module is user code."""
+NO_CODE = "convscope never runs code stored in or named by a model file"
 
 
 @dataclass(frozen=True)
@@ -108,12 +113,32 @@ def _layer_spec(entry: Mapping[str, Any], source: str) -> LayerSpec:
     if not isinstance(name, str) or not name:
         raise ModelError(f"{source}: a {entry['class_name']} layer has no name in the config")
     class_name = str(entry["class_name"])
+    _refuse_code(entry, class_name, name, source)
     if class_name in MODEL_CLASSES:
         raise ModelError(
             f"{source}: layer {name!r} is a nested {class_name} model, which convscope cannot "
             "import yet; rebuild the model as one flat Functional model"
         )
     return LayerSpec(name=name, class_name=class_name, config=config)
+
+
+def _refuse_code(entry: Mapping[str, Any], class_name: str, name: str, source: str) -> None:
+    """Refuse a layer that is code: a Lambda, or a class of the user's own."""
+    if class_name in CODE_LAYERS:
+        raise ModelError(
+            f"{source}: layer {name!r} is a {class_name} layer, which stores Python code; "
+            f"{NO_CODE} — replace it with built-in Keras layers and save the model again"
+        )
+    module = entry.get("module")
+    registered = entry.get("registered_name")
+    custom_module = isinstance(module, str) and module.split(".")[0] not in KERAS_MODULES
+    custom_name = isinstance(registered, str) and registered not in ("", class_name)
+    if custom_module or custom_name:
+        where = registered if custom_name else f"{module}.{class_name}"
+        raise ModelError(
+            f"{source}: layer {name!r} is a custom class {where}, whose code is not in "
+            f"convscope; {NO_CODE} — use built-in Keras layers and save the model again"
+        )
 
 
 def _batch_shape(config: Mapping[str, Any]) -> list[Any] | None:

@@ -89,13 +89,17 @@ def _read_keras_zip(path: Path) -> KerasFile:
     h5py = _h5py()
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
+            members = _checked_members(archive, path)
             for member in ("config.json", "model.weights.h5"):
-                if member not in names:
+                if member not in members:
                     raise ModelError(f"{path}: the .keras archive has no {member}; {RESAVE}")
-            config = json.loads(archive.read("config.json"))
-            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
-            data = archive.read("model.weights.h5")
+            config = json.loads(_bounded_read(archive, members["config.json"], path))
+            metadata = (
+                json.loads(_bounded_read(archive, members["metadata.json"], path))
+                if "metadata.json" in members
+                else {}
+            )
+            data = _bounded_read(archive, members["model.weights.h5"], path)
         if not isinstance(config, dict):
             raise ModelError(f"{path}: config.json does not hold a model config; {RESAVE}")
         with h5py.File(io.BytesIO(data), "r") as weights_file:
@@ -108,6 +112,66 @@ def _read_keras_zip(path: Path) -> KerasFile:
         ) from exc
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
     return KerasFile(path, "keras", config, weights, version)
+
+
+MB = 1 << 20
+MEMBER_LIMITS = {"config.json": 64 * MB, "metadata.json": 64 * MB, "model.weights.h5": 4 << 30}
+"""The most a ``.keras`` member may inflate to; past it the archive is refused unread."""
+MAX_RATIO = 1000
+"""The most a member over :data:`RATIO_FLOOR` may inflate per compressed byte."""
+RATIO_FLOOR = MB
+CHUNK = MB
+
+
+def _checked_members(archive: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by name, once every name stays inside and no size is a bomb.
+
+    Checked on the declared sizes before anything is inflated; :func:`_bounded_read`
+    checks the real ones, since a declared size can lie.
+    """
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or re.match(r"[A-Za-z]:", name):
+            raise ModelError(
+                f"{path}: refused: the .keras archive has a member named {name[:80]!r}, "
+                "which points outside it; nothing was unpacked"
+            )
+        _check_size(info, info.file_size, path)
+        members[name] = info
+    return members
+
+
+def _check_size(info: zipfile.ZipInfo, size: int, path: Path) -> None:
+    limit = MEMBER_LIMITS.get(info.filename)
+    if limit is not None and size > limit:
+        raise ModelError(
+            f"{path}: refused: the .keras member {info.filename} inflates past "
+            f"{_size(limit)} (a zip bomb, not a model file); nothing was unpacked"
+        )
+    if size > RATIO_FLOOR and size > MAX_RATIO * max(info.compress_size, 1):
+        raise ModelError(
+            f"{path}: refused: the .keras member {info.filename[:80]!r} inflates "
+            f"{size // max(info.compress_size, 1)}-fold, more than {MAX_RATIO}-fold "
+            "(a zip bomb, not a model file); nothing was unpacked"
+        )
+
+
+def _bounded_read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> bytes:
+    """A member's bytes, read in chunks and stopped as soon as they pass the limits."""
+    chunks: list[bytes] = []
+    total = 0
+    with archive.open(info) as handle:
+        while chunk := handle.read(CHUNK):
+            total += len(chunk)
+            _check_size(info, total, path)
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _size(count: int) -> str:
+    return f"{count >> 30} GB" if count >= 1 << 30 else f"{count >> 20} MB"
 
 
 def _keras_weights(weights_file: Any, config: Mapping[str, Any], path: Path) -> dict[str, list]:
