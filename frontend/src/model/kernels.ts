@@ -64,6 +64,18 @@ async function convLayers(model: string, name: string): Promise<string[]> {
 /** The kernels the over-the-epochs figure draws when no limit is chosen (the server's default). */
 const HISTORY_KERNELS = 16;
 
+/** Kernels shown before the person picks: all up to 64, else the first 64 (512 tiles of a
+ * deep layer are ~10 px each, too small to read or label). */
+export const DEFAULT_KERNELS = 64;
+export function defaultLimit(out: number | null): number | null {
+  return out !== null && out > DEFAULT_KERNELS ? DEFAULT_KERNELS : null;
+}
+
+/** Label every `n`-th tile so that labels `labelWidth` px wide never overlap on tiles `step` px apart. */
+export function labelEvery(labelWidth: number, step: number): number {
+  return Math.max(1, Math.ceil((labelWidth + 4) / Math.max(1, step)));
+}
+
 /** The "first N kernels" choices for a layer of `out` kernels (each less than `out`). */
 export function limitChoices(out: number): number[] {
   return [8, 16, 32, 64, 128, 256].filter((n) => n < out);
@@ -218,7 +230,7 @@ export class KernelsTab {
   private resize: ResizeObserver | null = null;
   private lastWidth = 0;
   /** "First N kernels" per layer (absent: the server's default, all of them). */
-  private readonly limits = new Map<string, number>();
+  private readonly limits = new Map<string, number | null>();
   /** The kernels-over-epochs figure: shown or not, its URL and object URL, and its box. */
   private figure: { open: boolean; url: string; objectUrl: string | null; box: HTMLElement | null } = { open: false, url: '', objectUrl: null, box: null };
   private readonly figureRunner = new LatestRunner();
@@ -268,7 +280,10 @@ export class KernelsTab {
   }
 
   private limitFor(ctx: LayerPanelContext | null): number | null {
-    return ctx ? this.limits.get(keyOf(ctx.info.name, ctx.layer)) ?? null : null;
+    if (!ctx) return null;
+    const key = keyOf(ctx.info.name, ctx.layer);
+    if (this.limits.has(key)) return this.limits.get(key) ?? null; // null: all, as chosen
+    return defaultLimit(ctx.outputShape?.[1] ?? null);
   }
 
   private options(): Record<string, string | number | boolean | null> {
@@ -362,8 +377,7 @@ export class KernelsTab {
       const limit = selectControl('Kernels', options, current === null ? 'all' : String(current), (v) => {
         if (!this.ctx) return;
         const key = keyOf(this.ctx.info.name, this.ctx.layer);
-        if (v === 'all') this.limits.delete(key);
-        else this.limits.set(key, Number(v));
+        this.limits.set(key, v === 'all' ? null : Number(v));
         this.load(this.ctx, false);
       });
       parts.push(limit.el);
@@ -486,6 +500,8 @@ export class KernelsTab {
     g.textBaseline = 'bottom';
     const w = tw * layout.scale;
     const hgt = th * layout.scale;
+    g.font = '10.5px system-ui, sans-serif';
+    const every = labelEvery(g.measureText(`${count - 1} ≈`).width, w + layout.gap);
     for (let i = 0; i < count; i += 1) {
       const [x, y] = kernelOrigin(layout, i);
       const [ax, ay] = atlasSlot(i, atlasColumns(count, tw), data.tile);
@@ -493,7 +509,9 @@ export class KernelsTab {
       const { kernel, input } = tileKernel(data, i);
       const record = data.health.kernels[kernel];
       const glyphs = flagGlyphs(record);
-      if (!layout.channels) {
+      if (!layout.channels && kernel % every !== 0) {
+        // too narrow to label every kernel: flags stay as outlines, hover names each
+      } else if (!layout.channels) {
         g.font = '10.5px system-ui, sans-serif';
         g.fillStyle = glyphs ? WRONG : '#5d6675';
         g.fillText(`${kernel}${glyphs ? ` ${glyphs}` : ''}`, x, y - 1);

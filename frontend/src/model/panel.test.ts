@@ -5,7 +5,7 @@ import { attributionParams, computingText } from './attribution';
 import type { ModelInfo } from './context';
 import { defaultSetText, exampleCaption, hasDefaultSet, isExamples, specProblem, unitWord } from './examples';
 import { cellOrigin, channelsOf, colourPosition, decodeValue, defaultTop, gridLayout, hitTest, isClassVector, isVector, mapCap, vectorTop, tileByte, unitsOf, tileStart, tileValue, wideMaps, type FeatureTiles } from './features';
-import { flagGlyphs, healthFlags, historyFigureUrl, kernelHit, kernelLayout, kernelOrigin, kernelValue, limitChoices, tileCount, tileKernel } from './kernels';
+import { defaultLimit, flagGlyphs, healthFlags, historyFigureUrl, kernelHit, kernelLayout, kernelOrigin, kernelValue, labelEvery, limitChoices, tileCount, tileKernel } from './kernels';
 import { defaultTab, tabAfterKey } from './layer';
 import { drawn, maximizeBody, offersAllClasses, parseSeed, type MaximizeTarget } from './maximize';
 import { atlasColumns, atlasSlot, className, explainable, flattenSource, flatUnitText, isConvType, keyOf, knownNotConv, LatestRunner, notExplainableLine, tileGap, unflatten, upscale } from './tabkit';
@@ -426,5 +426,18 @@ describe('attribution, maximisation, examples', () => {
     expect(tabAfterKey(2, 'Home', 5)).toBe(0);
     expect(tabAfterKey(2, 'End', 5)).toBe(4);
     expect(tabAfterKey(2, 'Enter', 5)).toBeNull();
+  });
+});
+
+describe('kernel grid defaults', () => {
+  it('shows a deep layer\'s first 64 kernels until told otherwise', () => {
+    expect(defaultLimit(512)).toBe(64);
+    expect(defaultLimit(64)).toBeNull();
+    expect(defaultLimit(null)).toBeNull();
+  });
+  it('labels every n-th tile so labels never overlap', () => {
+    expect(labelEvery(10, 40)).toBe(1);
+    expect(labelEvery(20, 12)).toBe(2);
+    expect(labelEvery(30, 10)).toBe(4);
   });
 });
