@@ -54,6 +54,7 @@ FORMS = (
 _DATASET_SPEC = re.compile(r"^(?P<dataset>[A-Za-z0-9][\w.-]*):(?P<split>[\w-]+):(?P<select>.*)$")
 _INDEX = re.compile(r"^\d+$")
 _RANGE = re.compile(r"^(?P<start>\d+)-(?P<stop>\d+)$")
+_MAX_SELECT = 100  # characters of INDEX or A-B; int() refuses over 4300 digits
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 
 
@@ -157,6 +158,8 @@ def parse_dataset_spec(spec: str, *, limit: int | None = -1) -> tuple[str, str, 
     limit = MAX_IMAGES if limit == -1 else limit
     match = _DATASET_SPEC.match(spec)
     select = match["select"] if match else ""
+    if match and len(select) > _MAX_SELECT:
+        raise ImageError(f"{spec[:60]!r}... selects by a number too long to be an index")
     if match and _INDEX.match(select):
         start = int(select)
         return match["dataset"], match["split"], start, start + 1

@@ -124,16 +124,57 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
             "name the architecture and pass the file with --weights, e.g. "
             f"`torchvision:resnet50 --weights {path}`"
         )
+    _check_payload(payload, path)
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise ModelError(f"{path}: written by a newer convscope; upgrade convscope to read it")
-    model = build_from_recipe(payload["build"])
+    try:
+        model = build_from_recipe(payload["build"])
+    except KeyError as exc:
+        raise ModelError(
+            f"{path}: the checkpoint's build recipe lacks {exc}; it is damaged"
+        ) from exc
     load_state_dict(model.module, payload["state_dict"], source=str(path))
     model.module.eval()  # like load_model: a loaded model is used, not trained, by default
     if payload.get("input_spec"):  # without one (hand-made files) the recipe's spec stands
-        model.input_spec = InputSpec.from_dict(payload["input_spec"])
+        try:
+            model.input_spec = InputSpec.from_dict(payload["input_spec"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: the checkpoint's input_spec is damaged ({exc!r})") from exc
     model.class_names = tuple(payload["class_names"]) if payload.get("class_names") else None
     model.outputs_probabilities = bool(payload.get("outputs_probabilities", False))
     model.dataset = payload.get("dataset")
     model.name = payload.get("name", model.name)
     model.weights = str(payload.get("weights") or f"checkpoint {Path(path).name}")
     return model
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "format_version": (int,),
+    "build": (dict,),
+    "state_dict": (dict,),
+    "input_spec": (dict, type(None)),
+    "class_names": (list, tuple, type(None)),
+}
+
+
+def _check_payload(payload: dict[str, Any], path: str | Path) -> None:
+    """Refuse a checkpoint whose fields are missing or of the wrong type (a damaged file)."""
+    for key in ("build", "state_dict"):
+        if key not in payload:
+            raise ModelError(f"{path}: the checkpoint has no {key!r}; it is damaged, save it again")
+    for key, types in _FIELD_TYPES.items():
+        value = payload.get(key)
+        if key in payload and (not isinstance(value, types) or isinstance(value, bool)):
+            raise ModelError(
+                f"{path}: the checkpoint's {key!r} is a {type(value).__name__}; it is damaged, "
+                "save it again"
+            )
+    recipe = payload["build"]
+    if not all(isinstance(recipe.get(k, ""), str) for k in ("name", "path", "factory")):
+        raise ModelError(f"{path}: the checkpoint's build recipe is damaged (a name is no text)")
+    if not isinstance(recipe.get("source"), str):
+        raise ModelError(f"{path}: the checkpoint's build recipe names no source; it is damaged")
+    if not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload["state_dict"].items()
+    ):
+        raise ModelError(f"{path}: the checkpoint's state_dict is not all tensors; it is damaged")

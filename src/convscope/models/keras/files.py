@@ -217,10 +217,14 @@ def _by_class_position(
 ) -> dict[str, list[np.ndarray]]:
     """Map ``conv2d``, ``conv2d_1``, ... to layer names through the config's layer order."""
     body = config.get("config", {})
-    entries = body if isinstance(body, list) else body.get("layers", [])
+    entries = (
+        body if isinstance(body, list) else body.get("layers", []) if isinstance(body, dict) else []
+    )
     used: dict[str, int] = {}
     weights: dict[str, list[np.ndarray]] = {}
-    for entry in entries:
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue  # not a layer: the model builder reports a bad config
         base = to_snake_case(str(entry.get("class_name", "")))
         if base in used:
             used[base] += 1
@@ -228,8 +232,9 @@ def _by_class_position(
         else:
             used[base] = 0
             key = base
-        name = entry.get("name") or (entry.get("config") or {}).get("name")
-        if key in by_path and name:
+        inner = entry.get("config")
+        name = entry.get("name") or (inner.get("name") if isinstance(inner, dict) else None)
+        if key in by_path and name and isinstance(name, (str, int)):
             weights[str(name)] = by_path[key]
     return weights
 
