@@ -99,3 +99,19 @@ class ThreadedServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def get_json(client: TestClient, url: str, status: int = 200) -> Any:
+    """The JSON answer of ``GET url``, which must come with ``status``."""
+    response = client.get(url)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    return response.json()
+
+
+def error_of(client: TestClient, url: str, status: int = 400) -> str:
+    """The one-line error of a request that must fail with ``status`` (a 4xx)."""
+    assert 400 <= status < 500
+    data = get_json(client, url, status)
+    assert set(data) == {"error"} and "\n" not in data["error"]
+    return data["error"]

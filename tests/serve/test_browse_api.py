@@ -22,7 +22,7 @@ from PIL import Image
 import convscope
 from convscope.data.classes import FASHION_MNIST_CLASSES, MNIST_CLASSES
 from convscope.serve.state import ServeConfig
-from tests.serve.conftest import make_client
+from tests.serve.conftest import error_of, get_json, make_client
 
 LAYER = "conv2D_1"
 FASHION = "fashion-mnist"
@@ -37,21 +37,6 @@ def build():
     module.input_spec = {"channels": 1, "height": 28, "width": 28}
     return module
 '''
-
-
-def get_json(client: TestClient, url: str, status: int = 200):
-    response = client.get(url)
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    return response.json()
-
-
-def error_of(client: TestClient, url: str, status: int) -> str:
-    """The one-line error of a request that must fail with ``status`` (a 4xx)."""
-    assert 400 <= status < 500
-    data = get_json(client, url, status)
-    assert set(data) == {"error"} and "\n" not in data["error"]
-    return data["error"]
 
 
 def png_pixels(response) -> np.ndarray:

@@ -21,6 +21,7 @@ from PIL import Image
 import convscope
 from convscope.serve.app import create_app
 from convscope.serve.state import ServeConfig
+from tests.serve.conftest import error_of, get_json
 
 MODEL, IMAGE, LAYER = "lenet5", "mnist:test:0", "conv2d_1"
 
@@ -57,20 +58,6 @@ def client(
     config = ServeConfig(store=store, models=(str(given_checkpoint), str(nan_checkpoint)))
     with TestClient(create_app(config), base_url="http://127.0.0.1") as test_client:
         yield test_client
-
-
-def get_json(client: TestClient, url: str, status: int = 200):
-    response = client.get(url)
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    return response.json()
-
-
-def error_of(client: TestClient, url: str, status: int) -> str:
-    """The one-line error of a request that must fail with ``status``."""
-    data = get_json(client, url, status)
-    assert set(data) == {"error"} and "\n" not in data["error"]
-    return data["error"]
 
 
 def png_pixels(response) -> np.ndarray:

@@ -23,7 +23,7 @@ import convscope
 from convscope.probe.features import feature_maps, most_active
 from convscope.serve import routes_tiles
 from convscope.serve.state import ServeConfig
-from tests.serve.conftest import make_client
+from tests.serve.conftest import error_of, get_json, make_client
 
 MODEL, IMAGE = "lenet5", "mnist:test:0"
 RESNET = "torchvision:resnet18"
@@ -46,19 +46,6 @@ def lenet5() -> convscope.LoadedModel:
 @pytest.fixture(scope="module")
 def resnet() -> convscope.LoadedModel:
     return convscope.load_model(RESNET)
-
-
-def get_json(client: TestClient, url: str, status: int = 200) -> dict:
-    response = client.get(url)
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    return response.json()
-
-
-def error_of(client: TestClient, url: str, status: int = 400) -> str:
-    data = get_json(client, url, status)
-    assert set(data) == {"error"} and "\n" not in data["error"]
-    return data["error"]
 
 
 def png_of(client: TestClient, data: dict) -> np.ndarray:
