@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure, SubFigure
 
 from convscope.models.provenance import model_title, untrained_caption
+from convscope.render.images import show_pixels
 
 if TYPE_CHECKING:
     from convscope.probe.examples import Example, TopActivations
@@ -80,13 +81,7 @@ def _draw_block(
         if pixels is None:
             ax.imshow(np.full((8, 8), 0.92), cmap="gray", vmin=0, vmax=1)
         else:
-            pixels = np.asarray(pixels)
-            if pixels.ndim == 3 and pixels.shape[2] == 1:
-                pixels = pixels[:, :, 0]
-            if pixels.ndim == 2:
-                ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            else:
-                ax.imshow(pixels, interpolation="nearest")
+            show_pixels(ax, pixels)
             for spine in ax.spines.values():
                 spine.set_visible(True)
                 spine.set_edgecolor(colour)

@@ -7,7 +7,7 @@ its class so the classes can be told apart at a glance. Object API only (no pypl
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib import colormaps
@@ -15,6 +15,18 @@ from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
     from convscope.data.grid import ImageGrid
+
+
+def show_pixels(ax: Any, pixels: Any) -> None:
+    """Draw uint8 pixels (H x W, H x W x 1 or H x W x 3) on ``ax`` at their true values:
+    gray on a fixed 0-255 scale, colour as they are, nearest-neighbour."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.ndim == 2:
+        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    else:
+        ax.imshow(pixels, interpolation="nearest")
 
 
 def _title_colour(label: int | None, classes: int) -> tuple[float, ...]:
@@ -41,13 +53,7 @@ def plot_image_grid(
     for ax in axes.ravel():
         ax.set_axis_off()
     for ax, image, title in zip(axes.ravel(), grid.images, grid.titles, strict=False):
-        pixels = np.asarray(image.pixels)
-        if pixels.ndim == 3 and pixels.shape[2] == 1:
-            pixels = pixels[:, :, 0]
-        if pixels.ndim == 2:
-            ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        else:
-            ax.imshow(pixels, interpolation="nearest")
+        show_pixels(ax, image.pixels)
         colour = _title_colour(image.label, classes) if colour_titles else "black"
         ax.set_title(title, fontsize=fontsize, color=colour, pad=2)
     # pinned in inches from the top, so a tall grid's first titles never run into it
