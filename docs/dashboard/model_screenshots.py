@@ -15,12 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import re
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +23,9 @@ import httpx
 import numpy as np
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
+from screenshots import CHROMIUM_ARGS, serving  # this folder's script, run beside it
 
 HERE = Path(__file__).resolve().parent
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
 WAIT_MS = 120_000
 
 
@@ -39,29 +34,10 @@ def main() -> None:
     parser.add_argument("store", type=Path)
     parser.add_argument("--run", default="lenet5-mnist", help="the run's name or id")
     args = parser.parse_args()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "convscope", "serve", "--port", "0", "--store", str(args.store)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = re.search(r"(http://\S+/)", server.stdout.readline())[1]
-        for _ in range(300):
-            try:
-                httpx.get(f"{url}api/health", timeout=5, trust_env=False)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serving(args.store) as url:
         runs = httpx.get(f"{url}api/runs", trust_env=False).json()
         run = next(r for r in runs if args.run in (r["name"], r["id"]))
         shoot(url, run["id"])
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def watch(page: Any) -> list[str]:

@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -36,14 +38,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("store", type=Path)
-    parser.add_argument("--method", default="umap", choices=("umap", "pca", "tsne"))
-    parser.add_argument("--class", dest="picked", default="Bag", help="the class to select")
-    args = parser.parse_args()
+@contextmanager
+def serving(store: Path) -> Iterator[str]:
+    """``convscope serve --port 0 --store STORE`` while the block runs; its URL."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "convscope", "serve", "--port", "0", "--store", str(args.store)],
+        [sys.executable, "-m", "convscope", "serve", "--port", "0", "--store", str(store)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -51,11 +50,11 @@ def main() -> None:
         url = re.search(r"(http://\S+/)", server.stdout.readline())[1]
         for _ in range(300):
             try:
-                httpx.get(f"{url}api/health", timeout=5)
+                httpx.get(f"{url}api/health", timeout=5, trust_env=False)
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        shoot(url, args.method, args.picked)
+        yield url
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -63,6 +62,16 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--method", default="umap", choices=("umap", "pca", "tsne"))
+    parser.add_argument("--class", dest="picked", default="Bag", help="the class to select")
+    args = parser.parse_args()
+    with serving(args.store) as url:
+        shoot(url, args.method, args.picked)
 
 
 def shoot(url: str, method: str, picked: str) -> None:
