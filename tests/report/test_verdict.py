@@ -47,7 +47,7 @@ def _embedding(model: str, seed: int, scores: dict[int, SeparationScores]) -> Ru
     )
 
 
-def _facts(model: str, test_acc: float, seed: int = 0, **fields) -> RunResult:
+def _facts(model: str, test_acc: float | None, seed: int = 0, **fields) -> RunResult:
     """A run's facts (three classes: chance is 1/3) matched to ``_run(model, ..., seed)``."""
     run = make_run(model, test_acc=test_acc)
     return replace(run, run_id=f"{model}{seed}", updates=fields.pop("updates", 960), **fields)
@@ -195,3 +195,84 @@ def test_on_a_separable_set_the_gain_tells_a_random_projection_from_learning() -
     assert ranked[0].learned and ranked[0].gain["knn_hidden"] > 0.1
     assert not ranked[1].learned and ranked[1].gain["knn_hidden"] == 0
     assert "no better than at epoch 0" in ranked[1].why_not
+
+
+def test_a_seed_that_stopped_at_epoch_0_does_not_decide_the_model() -> None:
+    # sequential seed 1 was interrupted with only epoch 0 recorded; before, the shortest
+    # run decided and sequential "had not learned yet: only epoch 0 was recorded".
+    stopped = _embedding("sequential", 1, {0: START})
+    runs = [_run("sequential", 0.85), stopped, _run("residual", 0.80)]
+    facts = [
+        _facts("sequential", 0.89),
+        _facts("sequential", None, seed=1, status="interrupted", updates=0),
+        _facts("residual", 0.88),
+    ]
+    ranked = model_scores(runs, facts)
+    assert [r.model for r in ranked] == ["sequential", "residual"]
+    best = ranked[0]
+    assert (best.learned, best.epoch, best.seeds, best.updates) == (True, 2, 1, 960)
+    assert best.gain["knn_hidden"] == pytest.approx(0.35) and best.test_acc == 0.89
+    assert best.left_out == (
+        "sequential/seed1 (run sequential1, recorded up to epoch 0): not scored; "
+        "sequential is scored at epoch 2 on its 1 other run",
+    )
+    text = verdict(ranked)
+    assert text.startswith("sequential separates the classes best after 2 epochs (960 updates)")
+    assert f"Left out of this comparison: {best.left_out[0]}." in text
+    assert "has not learned" not in text
+
+
+def test_seeds_that_stopped_early_are_scored_at_the_finished_runs_common_epoch() -> None:
+    # Two finished seeds (one stopped early, at epoch 2) and one interrupted at epoch 1:
+    # the finished runs decide, at the last epoch both reached.
+    later = SeparationScores(0.95, 0.9, 0.3, 0.9, 0.95)
+    runs = [
+        _embedding("a", 0, {0: START, 2: later, 3: later}),
+        _embedding("a", 1, {0: START, 1: later, 2: later}),
+        _embedding("a", 2, {0: START, 1: START}),
+    ]
+    facts = [_facts("a", 0.9), _facts("a", 0.9, seed=1), _facts("a", 0.4, 2, status="interrupted")]
+    (scores,) = model_scores(runs, facts)
+    assert (scores.epoch, scores.seeds, scores.learned) == (2, 2, True)
+    assert scores.gain["knn_hidden"] == pytest.approx(0.45)
+    assert scores.test_acc == pytest.approx(0.9) and scores.test_acc_half_width == 0
+    assert scores.left_out == (
+        "a/seed2 (run a2, recorded up to epoch 1): not scored; a is scored at epoch 2 on its "
+        "2 other runs",
+    )
+
+
+def test_the_study_runs_left_out_are_named_once_in_the_verdict() -> None:
+    line = (
+        "sequential seed 1 (run 48a8ce30, interrupted at epoch 0): "
+        "`convscope study --resume architectures` finishes it"
+    )
+    facts = [
+        _facts("sequential", 0.89, left_out={"48a8ce30": line}),
+        _facts("residual", 0.88),
+    ]
+    ranked = model_scores([_run("sequential", 0.85), _run("residual", 0.80)], facts)
+    assert ranked[0].left_out == (line,) and ranked[1].left_out == ()
+    text = verdict(ranked)
+    assert text.count("48a8ce30") == 1
+    assert f"Left out of this comparison: {line}. The comparison is under-powered" in text
+    assert set(ranking_document(ranked)) == {"verdict", "ranking"}
+
+
+def test_one_model_that_learned_on_one_seed_is_called_under_powered() -> None:
+    runs = [_run("sequential", 0.60), _run("residual", 0.52)]
+    # Three classes: chance is 1/3, and 0.35 is near it.
+    facts = [_facts("sequential", 0.55, updates=32), _facts("residual", 0.35, updates=32)]
+    ranked = model_scores(runs, facts)
+    assert [(r.model, r.learned) for r in ranked] == [("sequential", True), ("residual", False)]
+    text = verdict(ranked)
+    assert text.startswith("Only sequential has learned: after 2 epochs (32 updates)")
+    assert "with test accuracy 0.550." in text
+    assert (
+        "The comparison is under-powered: one seed per model, so differences of a few points "
+        "may be noise; run the study with --seeds 3 for intervals." in text
+    )
+    assert "With only 32 updates per model this is an early look, not a final ranking." in text
+    # A single model mapped is no comparison: no such caveat.
+    alone = verdict(model_scores([_run("sequential", 0.60)], [_facts("sequential", 0.8)]))
+    assert alone.startswith("Only sequential was mapped") and "under-powered" not in alone

@@ -41,7 +41,7 @@ FEW_UPDATES = 500
 class ModelScores:
     """One model's scores at ``epoch`` and their gain over epoch 0, over its ``seeds`` runs.
 
-    ``mean``/``half_width`` are the scores at ``epoch``, ``baseline`` the same scores at
+    ``mean``/``half_width`` are the scores at ``epoch`` (see :func:`_one_model`), ``baseline`` the same scores at
     epoch 0 and ``gain`` the mean per-run difference (with ``gain_half_width``);
     ``mean_rank`` is the model's rank averaged over the gains in :data:`RANKED_BY`
     (1 = the largest gain on all four). ``learned`` is False with ``why_not`` saying why.
@@ -65,6 +65,8 @@ class ModelScores:
     learned: bool = True
     why_not: str = ""
     mean_rank: float = 1.0
+    left_out: tuple[str, ...] = ()
+    """One line per run of this model that is not scored (interrupted, or stopped early)."""
 
     def text(self, score: str) -> str:
         """``0.871`` or ``0.871 ± 0.012`` (with seeds)."""
@@ -123,9 +125,34 @@ def model_scores(
 
 
 def _one_model(model: str, group: list[RunEmbedding], runs: list[RunResult]) -> ModelScores:
-    epoch = min(max(e.scores) for e in group)
-    start = max(min(e.scores) for e in group)
-    scored = [e for e in group if epoch in e.scores and start in e.scores]
+    """One model's scores over its runs, at the last epoch of the runs that decide.
+
+    The runs that decide are the model's finished runs (all its runs when none has
+    finished, as in a study in progress), less those that recorded nothing after epoch 0
+    when another did. The model is scored at the last epoch all of them reached (the
+    shortest of them decides, as early stopping may end seeds at different epochs), on
+    them alone; its test accuracy, updates and curves come from the same runs. A run
+    that is not scored cannot make the model look untrained: ``left_out`` names it,
+    together with the runs of the model's study that its results left out.
+    """
+    facts = {r.run_id: r for r in runs}
+    pool = [e for e in group if e.run_id in facts and facts[e.run_id].status == "finished"]
+    pool = pool or group
+    start = max(min(e.scores) for e in pool)
+    pool = [e for e in pool if max(e.scores) > start] or pool
+    epoch = min(max(e.scores) for e in pool)
+    scored = [e for e in pool if epoch in e.scores and start in e.scores]
+    used = [facts[e.run_id] for e in scored if e.run_id in facts]
+    names = {e.run_id for e in group}
+    kept = {e.run_id for e in scored}
+    left_out = [
+        f"{e.run_name} (run {e.run_id}, recorded up to epoch {max(e.scores)}): not scored; "
+        f"{model} is scored at epoch {epoch} on its {len(scored)} other run"
+        f"{'s' if len(scored) != 1 else ''}"
+        for e in group
+        if e.run_id not in kept
+    ]
+    left_out += [line for r in runs for i, line in r.left_out.items() if i not in names]
     stats = {
         s: mean_and_interval([getattr(e.scores[epoch], s) for e in scored]) for s in SCORE_NAMES
     }
@@ -135,7 +162,7 @@ def _one_model(model: str, group: list[RunEmbedding], runs: list[RunResult]) -> 
         )
         for s in SCORE_NAMES
     }
-    tests = [r.test_acc for r in runs if r.test_acc is not None]
+    tests = [r.test_acc for r in used if r.test_acc is not None]
     test, test_hw = mean_and_interval(tests) if tests else (None, 0.0)
     result = ModelScores(
         model=model,
@@ -148,11 +175,12 @@ def _one_model(model: str, group: list[RunEmbedding], runs: list[RunResult]) -> 
         gain_half_width={s: h for s, (_, h) in gains.items()},
         test_acc=test,
         test_acc_half_width=test_hw,
-        train_acc=_mean([r.final("train_acc") for r in runs]),
-        val_acc=_mean([r.final("val_acc") for r in runs]),
-        chance=runs[0].chance if runs else None,
-        updates=min((r.updates for r in runs if r.updates is not None), default=None),
-        batch_norm_momentum=runs[0].batch_norm_momentum if runs else None,
+        train_acc=_mean([r.final("train_acc") for r in used]),
+        val_acc=_mean([r.final("val_acc") for r in used]),
+        chance=used[0].chance if used else None,
+        updates=min((r.updates for r in used if r.updates is not None), default=None),
+        batch_norm_momentum=used[0].batch_norm_momentum if used else None,
+        left_out=tuple(dict.fromkeys(left_out)),
     )
     why_not = _why_not_learned(result, start)
     return replace(result, learned=not why_not, why_not=why_not)
@@ -205,7 +233,7 @@ def verdict(ranked: Sequence[ModelScores]) -> str:
 
     The first sentence names a model that learned (or says that none has), with its test
     accuracy; then the others, the models that have not learned yet and why, unsettled
-    batch-norm statistics, and how much the comparison can tell.
+    batch-norm statistics, the runs left out of the comparison, and how much it can tell.
     """
     if not ranked:
         return "No separation scores: the runs recorded no hidden layer."
@@ -221,7 +249,10 @@ def verdict(ranked: Sequence[ModelScores]) -> str:
                 "models that learned, whatever its scores."
             )
     lines += _batch_norm_notes(ranked)
-    lines += _power_notes(learned)
+    left_out = list(dict.fromkeys(line for r in ranked for line in r.left_out))
+    if left_out:
+        lines.append(f"Left out of this comparison: {'; '.join(left_out)}.")
+    lines += _power_notes(learned, ranked)
     lines.append(
         "Ranked by the mean of each model's rank on the gain over its own epoch 0 in "
         f"{', '.join(SCORE_LABELS[s] for s in RANKED_BY)}; models that have not learned last."
@@ -296,14 +327,19 @@ def _batch_norm_notes(ranked: Sequence[ModelScores]) -> list[str]:
     ]
 
 
-def _power_notes(learned: Sequence[ModelScores]) -> list[str]:
-    """How much the comparison can tell: seeds, intervals and the number of updates."""
-    if len(learned) < 2:
+def _power_notes(learned: Sequence[ModelScores], ranked: Sequence[ModelScores]) -> list[str]:
+    """How much the comparison can tell: seeds, intervals and the number of updates.
+
+    Said whenever models were compared and at least one learned: a single model that
+    learned, on one seed, leads an under-powered comparison as much as a close race does.
+    """
+    if not learned or len(ranked) < 2:
         return []
-    best, runner = learned[0], learned[1]
+    best = learned[0]
+    runner = learned[1] if len(learned) > 1 else None
     notes = []
-    seeds = min(best.seeds, runner.seeds)
-    if seeds > 1:
+    seeds = min(best.seeds, runner.seeds) if runner else best.seeds
+    if seeds > 1 and runner:
         gap = best.gain["knn_hidden"] - runner.gain["knn_hidden"]
         spread = best.gain_half_width["knn_hidden"] + runner.gain_half_width["knn_hidden"]
         if gap > spread:
@@ -317,7 +353,7 @@ def _power_notes(learned: Sequence[ModelScores]) -> list[str]:
                 f"seed-to-seed spread ({spread:.3f} over {seeds} seeds): the two are not "
                 "clearly different."
             )
-    else:
+    elif seeds == 1:
         notes.append(
             "The comparison is under-powered: one seed per model, so differences of a few "
             "points may be noise; run the study with --seeds 3 for intervals."

@@ -47,6 +47,12 @@ class RunResult:
     batch_norm_momentum: float | None = None
     """The smallest PyTorch batch-norm momentum of the model (None: no batch norm)."""
     optimizer: str | None = None
+    status: str = "finished"
+    """The run's status in the store (``finished``, ``interrupted``, ``running``, ``failed``)."""
+    seed: int | None = None
+    left_out: dict[str, str] = field(default_factory=dict)
+    """The study's other runs of this model that its results leave out (see
+    :func:`study_runs`): run id → one line naming the run, why, and how to finish it."""
 
     @property
     def chance(self) -> float:
@@ -62,12 +68,17 @@ class RunResult:
 
 @dataclass(frozen=True)
 class StudyResult:
-    """Several runs trained with the same settings on one dataset."""
+    """Several runs trained with the same settings on one dataset.
+
+    ``left_out`` names, one line each, the study's runs that ``runs`` leaves out
+    (unfinished runs of a model that has a finished one; see :func:`study_runs`).
+    """
 
     name: str
     dataset: str
     runs: list[RunResult]
     settings: dict[str, Any] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
 
     def _repr_html_(self) -> str:
         from convscope.report.study import study_html
@@ -107,6 +118,9 @@ def run_result(store: Any, run_id: str) -> RunResult:
         updates=updates_of(run, int(epochs.max()) if len(epochs) else 0),
         batch_norm_momentum=_batch_norm_momentum(run),
         optimizer=run.config.get("config", {}).get("optimizer"),
+        status=str(run.status),
+        seed=_seed(run),
+        left_out=_left_out_of_model(store, run),
     )
 
 
@@ -164,12 +178,11 @@ def study_result(
     run_ids: Sequence[str] | None = None,
     models: Sequence[str] | None = None,
 ) -> StudyResult:
-    """The study's runs (its latest run of each model and seed, or ``run_ids``) as a StudyResult."""
+    """The study's runs (those :func:`study_runs` picks, or ``run_ids``) as a StudyResult."""
+    left_out: list[str] = []
     if run_ids is None:
-        latest: dict[tuple[str, object], str] = {}
-        for run in store.runs_of_study(name):  # runs come oldest first
-            latest[(run.model, run.config.get("config", {}).get("seed"))] = run.id
-        run_ids = list(latest.values())
+        run_ids, left = _pick(store.runs_of_study(name), name)
+        left_out = [line for _, line in left]
     if not run_ids:
         raise ConvscopeError(
             f"no runs in study {name!r}; run `convscope study --name {name}` first"
@@ -179,7 +192,74 @@ def study_result(
     info = study_settings(first)
     if models is not None:
         info["models"] = list(models)
-    return StudyResult(name=name, dataset=first.dataset, runs=runs, settings=info)
+    return StudyResult(
+        name=name, dataset=first.dataset, runs=runs, settings=info, left_out=left_out
+    )
+
+
+def study_runs(store: Any, name: str) -> tuple[list[str], list[str]]:
+    """The run ids a study's results show, and one line for each run they leave out.
+
+    Per model and seed, the latest finished run. A model and seed with no finished run
+    is left out when the same model has a finished run (an interrupted seed would
+    otherwise decide the model's scores); a model none of whose runs has finished yet
+    (a study in progress) shows its latest run of each seed. A run newer than the
+    finished run of its model and seed is left out too. Left-out runs are named, never
+    dropped silently: ``sequential seed 1 (run 48a8ce30, interrupted at epoch 0):
+    `convscope study --resume architectures` finishes it``.
+    """
+    run_ids, left = _pick(store.runs_of_study(name), name)
+    return run_ids, [line for _, line in left]
+
+
+def _seed(run: Any) -> int | None:
+    return run.config.get("config", {}).get("seed")
+
+
+def _pick(records: Sequence[Any], study: str) -> tuple[list[str], list[tuple[Any, str]]]:
+    """:func:`study_runs` on the study's run records (oldest first); left-out records kept."""
+    latest: dict[tuple[str, object], Any] = {}
+    finished: dict[tuple[str, object], Any] = {}
+    for run in records:
+        key = (run.model, _seed(run))
+        latest[key] = run
+        if run.status == "finished":
+            finished[key] = run
+    done = {model for model, _ in finished}
+    run_ids: list[str] = []
+    left: list[tuple[Any, str]] = []
+    for key, run in latest.items():
+        if key in finished:
+            run_ids.append(finished[key].id)
+            if run is not finished[key]:
+                left.append((run, _left_out_line(run, study, instead=finished[key].id)))
+        elif run.model in done:
+            left.append((run, _left_out_line(run, study)))
+        else:
+            run_ids.append(run.id)
+    return run_ids, left
+
+
+def _left_out_line(run: Any, study: str, instead: str | None = None) -> str:
+    seed = _seed(run)
+    who = f"{run.model} seed {seed}" if seed is not None else run.model
+    epoch = max(run.epochs_completed, 0)
+    if run.status == "running":
+        state = f"still running, at epoch {epoch}"
+        todo = "it counts once it has finished"
+    else:
+        state = f"{run.status} at epoch {epoch}"
+        todo = f"`convscope study --resume {study}` finishes it"
+    used = f"; its finished run {instead} is used" if instead else ""
+    return f"{who} (run {run.id}, {state}{used}): {todo}"
+
+
+def _left_out_of_model(store: Any, run: Any) -> dict[str, str]:
+    """The runs of ``run``'s study and model that :func:`study_runs` leaves out."""
+    if not run.study:
+        return {}
+    _, left = _pick(store.runs_of_study(run.study), run.study)
+    return {r.id: line for r, line in left if r.model == run.model and r.id != run.id}
 
 
 def study_settings(run: Any) -> dict[str, Any]:
@@ -204,14 +284,18 @@ def study_settings(run: Any) -> dict[str, Any]:
 
 
 def resolve_runs(store: RunStore, refs: Sequence[str]) -> tuple[str, list[str]]:
-    """A title and the run ids that ``refs`` name: study names, run ids, id prefixes, run names."""
+    """A title and the run ids that ``refs`` name: study names, run ids, id prefixes, run names.
+
+    A study stands for the runs :func:`study_runs` picks; each picked run's
+    :attr:`RunResult.left_out` names the runs of its model that were left out.
+    """
     if not refs:
         raise ConvscopeError("name a study or at least one run (see `convscope runs list`)")
     studies = set(store.studies())
     ids: list[str] = []
     for ref in refs:
         if ref in studies:
-            ids += [r.run_id for r in study_result(store, ref).runs]
+            ids += study_runs(store, ref)[0]
         else:
             ids.append(store.run(ref).id)
     title = refs[0] if len(refs) == 1 and refs[0] in studies else ", ".join(refs)
