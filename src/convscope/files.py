@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from convscope.crashpoints import crash_point
 from convscope.errors import ConvscopeError, DataError
 
 
@@ -87,12 +88,14 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point("file.before-rename")
         try:
             os.replace(tmp_name, target)
         except IsADirectoryError as exc:
             raise ConvscopeError(
                 f"cannot write {target}: it is a folder; give a file name"
             ) from exc
+        crash_point("file.after-rename")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)

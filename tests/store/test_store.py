@@ -250,6 +250,63 @@ def test_run_arrays_are_written_once(store: RunStore) -> None:
         store.run_array(run_id, "probe", "label")
 
 
+def test_run_arrays_of_one_call_are_stored_all_or_none(store: RunStore, monkeypatch) -> None:
+    run_id = new_run(store)
+    real_save = np.save
+    calls = []
+
+    def failing_second(handle, array, **kwargs) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(handle, array, **kwargs)
+
+    monkeypatch.setattr(store_files.np, "save", failing_second)
+    both = {("probe", "indices"): np.arange(3), ("probe", "labels"): np.array([0, 1, 1])}
+    with pytest.raises(StoreError, match="No space left"):
+        store.add_run_arrays(run_id, both)
+    assert store.artifacts(run_id) == [] and files_under_runs(store) == []
+    monkeypatch.setattr(store_files.np, "save", real_save)
+    records = store.add_run_arrays(run_id, both)
+    assert [(r.kind, r.name) for r in records] == [("probe", "indices"), ("probe", "labels")]
+    assert store.run_array(run_id, "probe", "labels").tolist() == [0, 1, 1]
+    with pytest.raises(StoreError, match="already has probe 'labels'"):
+        store.add_run_arrays(run_id, {("probe", "labels"): np.arange(2)})
+    assert store.check().ok
+
+
+def test_finish_run_records_test_metrics_confusion_and_status_together(store: RunStore) -> None:
+    run_id = new_run(store)
+    commit(store, run_id, 0)
+    commit(store, run_id, 1)
+    store.set_status(run_id, "running")
+    confusion = np.array([[3, 1], [0, 4]])
+    store.finish_run(
+        run_id, 1, metrics={"test_acc": 0.875}, arrays={("confusion", "test"): confusion}
+    )
+    run = store.run(run_id)
+    assert run.status == "finished" and run.finished is not None
+    assert store.metrics(run_id)["test_acc"][1] == 0.875
+    assert store.run_array(run_id, "confusion", "test").tolist() == confusion.tolist()
+    assert store.check().ok
+
+
+def test_a_refused_finish_changes_nothing(store: RunStore) -> None:
+    run_id = new_run(store)
+    commit(store, run_id, 0)
+    store.add_run_array(run_id, "confusion", "test", np.eye(2))
+    store.set_status(run_id, "running")
+    with pytest.raises(StoreError, match="already has confusion 'test'"):
+        store.finish_run(
+            run_id, 0, metrics={"test_acc": 0.5}, arrays={("confusion", "test"): np.eye(2)}
+        )
+    with pytest.raises(StoreError, match="no committed epoch 3"):
+        store.finish_run(run_id, 3, metrics={"test_acc": 0.5})
+    assert store.run(run_id).status == "running"
+    assert np.isnan(store.metrics(run_id).get("test_acc", np.array([np.nan]))[0])
+    assert store.check().ok
+
+
 # --- status and lookup ----------------------------------------------------------------------
 
 

@@ -150,3 +150,35 @@ def test_two_process_ddp_records_like_a_single_process(tmp_path: Path) -> None:
         np.testing.assert_allclose(m2["val_loss"], m1["val_loss"], rtol=1e-3)
         np.testing.assert_allclose(m2["train_loss"][1:], m1["train_loss"][1:], rtol=1e-3)
         assert two.check().ok
+
+
+@pytest.mark.slow
+def test_killed_inside_the_finishing_transaction_resumes_and_finishes_once(tmp_path: Path) -> None:
+    # commits of a fresh one-epoch run: 1 create, 2 running, 3 probe set, 4 epoch 0,
+    # 5 epoch 1, 6 test metrics + confusion + finished (once a separate commit each:
+    # killed between them, the resume failed with "already has confusion 'test'")
+    store_dir = tmp_path / "runs"
+    train = [str(BIN / "convscope"), "train", "lenet5", "--data", "fashion-mnist"]
+    train += ["--subset", "200", "--epochs", "1", "--store", str(store_dir), "--json"]
+    env = {**os.environ, "CONVSCOPE_CRASH_AT": "store.before-commit:6"}
+    killed = subprocess.run(train, capture_output=True, env=env, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with open_store(store_dir, create=False) as store:
+        (run,) = store.runs()
+        assert run.status == "interrupted" and run.epochs_completed == 1
+        assert "test_acc" not in store.metrics(run.id) and not store.artifacts(
+            run.id, kind="confusion"
+        )
+    resumed = subprocess.run(
+        [str(BIN / "convscope"), "train", "--resume", run.id, "--store", str(store_dir), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    with open_store(store_dir, create=False) as store:
+        run = store.run(run.id)
+        assert run.status == "finished"
+        assert store.metrics(run.id)["test_acc"][-1] == json.loads(resumed.stdout)["test_acc"]
+        assert len(store.artifacts(run.id, kind="confusion")) == 1
+        assert store.check().ok

@@ -28,6 +28,7 @@ from types import TracebackType
 
 import numpy as np
 
+from convscope.crashpoints import crash_point
 from convscope.files import atomic_write
 from convscope.store.errors import StoreError
 
@@ -190,7 +191,9 @@ class FileBatch:
         if not tmp.is_file():
             raise StoreError(f"the {kind} writer did not create a file at {tmp}")
         fsync_path(tmp)
+        crash_point("file.before-rename")
         os.replace(tmp, target)
+        crash_point("file.after-rename")
         self._record(kind, name, rel, None, None)
 
     def _record(

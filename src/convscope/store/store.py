@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from convscope.crashpoints import crash_point
 from convscope.errors import ConvscopeError, LayerError
 from convscope.files import ensure_folder
 from convscope.naming import close_matches
@@ -119,11 +120,13 @@ class RunStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            crash_point("store.before-commit")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        crash_point("store.after-commit")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -378,25 +381,94 @@ class RunStore:
         self, run_id: str, kind: str, name: str, array: np.ndarray, *, epoch: int | None = None
     ) -> ArtifactRecord:
         """Store one array atomically: run-level (e.g. probe labels) or of a committed epoch."""
-        validate.check_array_key(kind, name)
-        value = files.as_array(kind, name, array)
+        return self.add_run_arrays(run_id, {(kind, name): array}, epoch=epoch)[0]
+
+    def add_run_arrays(
+        self,
+        run_id: str,
+        arrays: Mapping[validate.ArrayKey, np.ndarray],
+        *,
+        epoch: int | None = None,
+    ) -> list[ArtifactRecord]:
+        """Store several arrays in one transaction: after a crash all of them are there or none.
+
+        ``arrays`` maps ``(kind, name)`` to arrays, run-level or of the committed ``epoch``;
+        each (kind, name) is written once.
+        """
+        items = validate.check_arrays(arrays)
         self._require(run_id)
+        epoch = self._check_new_arrays(run_id, epoch, items)
+        self._store_arrays(run_id, epoch, items)
+        return [self._find(run_id, epoch, kind, name)[0] for kind, name, _ in items]
+
+    def finish_run(
+        self,
+        run_id: str,
+        epoch: int,
+        *,
+        metrics: Mapping[str, float] | None = None,
+        arrays: Mapping[validate.ArrayKey, np.ndarray] | None = None,
+    ) -> None:
+        """Record what a run ends with and mark it finished, in one transaction.
+
+        ``metrics`` (e.g. test_loss, test_acc) are added to the committed ``epoch``;
+        ``arrays`` are run-level (e.g. the test confusion). A crash leaves all of it or
+        none, so resuming the run finishes it once.
+        """
+        epoch = validate.check_epoch(epoch)
+        values = validate.check_metrics(metrics or {})
+        items = validate.check_arrays(arrays)
+        self._require(run_id)
+        self._require_epoch(run_id, epoch)
+        self._check_new_arrays(run_id, None, items)
+
+        def finish(conn: sqlite3.Connection, now: str) -> None:
+            conn.executemany(
+                "INSERT INTO metrics (run_id, epoch, name, value) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id, epoch, name) DO UPDATE SET value = excluded.value",
+                [(run_id, epoch, name, value) for name, value in values],
+            )
+            conn.execute(
+                "UPDATE runs SET status = ?, updated = ?, finished = ? WHERE id = ?",
+                (RunStatus.FINISHED, now, now, run_id),
+            )
+
+        self._store_arrays(run_id, None, items, also=finish)
+
+    def _check_new_arrays(
+        self, run_id: str, epoch: int | None, items: list[tuple[str, str, np.ndarray]]
+    ) -> int | None:
+        """The checked epoch; fails if it is not committed or an array is there already."""
         if epoch is not None:
             epoch = validate.check_epoch(epoch)
             self._require_epoch(run_id, epoch)
-        if self._find(run_id, epoch, kind, name):
-            where = "the run" if epoch is None else f"epoch {epoch}"
-            raise StoreError(
-                f"run {run_id} already has {kind} {name!r} for {where}; arrays are written once"
-            )
-        path = files.array_path(run_id, epoch, kind, name)
+        for kind, name, _ in items:
+            if self._find(run_id, epoch, kind, name):
+                where = "the run" if epoch is None else f"epoch {epoch}"
+                raise StoreError(
+                    f"run {run_id} already has {kind} {name!r} for {where}; arrays are written once"
+                )
+        return epoch
+
+    def _store_arrays(
+        self,
+        run_id: str,
+        epoch: int | None,
+        items: list[tuple[str, str, np.ndarray]],
+        *,
+        also: Callable[[sqlite3.Connection, str], None] | None = None,
+    ) -> None:
+        """Write the arrays' files, then record them (and ``also``'s statements) in one transaction."""
         with files.store_lock(self.root, exclusive=False), files.FileBatch(self.root) as batch:
-            batch.add_array(kind, name, path, value)
+            for kind, name, value in items:
+                batch.add_array(kind, name, files.array_path(run_id, epoch, kind, name), value)
             batch.sync()
-            with self._write():
-                self._insert_files(run_id, epoch, batch.files, now_iso())
+            now = now_iso()
+            with self._write() as conn:
+                self._insert_files(run_id, epoch, batch.files, now)
+                if also is not None:
+                    also(conn, now)
                 batch.keep()
-        return self._find(run_id, epoch, kind, name)[0]
 
     def _find(self, run_id: str, epoch: int | None, kind: str, name: str) -> list[ArtifactRecord]:
         """The artifact (kind, name) of an epoch, or of the run when ``epoch`` is None."""

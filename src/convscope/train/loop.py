@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convscope.crashpoints import crash_point
 from convscope.data.arrays import ArrayDataset
 from convscope.data.preprocess import InputSpec
 from convscope.errors import ConvscopeError
@@ -208,6 +209,7 @@ def train_epoch(
             batch_losses.append(loss.item())
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
+        crash_point("train.batch")
         if progress:
             progress("train", step, n_batches, total_loss / seen, correct / seen)
     return total_loss, correct, seen

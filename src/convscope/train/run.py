@@ -119,14 +119,14 @@ class StoreRecorder:
         )
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        # one transaction: a run killed here is resumed and finished once, never twice
+        metrics = {}
         if result.test_acc is not None:
-            self.store.add_epoch_metrics(
-                self.run_id,
-                trainer.epoch,
-                {"test_loss": result.test_loss, "test_acc": result.test_acc},
-            )
+            metrics = {"test_loss": result.test_loss, "test_acc": result.test_acc}
+        arrays = {}
         if result.confusion is not None:
-            self.store.add_run_array(self.run_id, "confusion", "test", result.confusion)
+            arrays[("confusion", "test")] = result.confusion
+        self.store.finish_run(self.run_id, trainer.epoch, metrics=metrics, arrays=arrays)
 
 
 def validation_data(settings: RunSettings) -> ArrayDataset | None:
@@ -201,9 +201,10 @@ def _execute(
     trainer, train = built
     store.set_status(run_id, "running")
     probe = _probe_for(trainer, settings, train)
-    if not store.artifacts(run_id, kind="probe"):
-        store.add_run_array(run_id, "probe", "indices", probe.indices)
-        store.add_run_array(run_id, "probe", "labels", probe.labels)
+    if not store.artifacts(run_id, kind="probe"):  # both or neither, even after a crash
+        store.add_run_arrays(
+            run_id, {("probe", "indices"): probe.indices, ("probe", "labels"): probe.labels}
+        )
     trainer.callbacks = [StoreRecorder(store, run_id, probe, settings), *callbacks]
     try:
         result = trainer.run()
@@ -213,7 +214,6 @@ def _execute(
     except BaseException:
         store.set_status(run_id, "failed")
         raise
-    store.set_status(run_id, "finished")
     return RunOutcome(run_id, result, model)
 
 
