@@ -25,3 +25,10 @@ class ModelError(ConvscopeError):
 
 class LayerError(ConvscopeError):
     """A layer name does not exist in a model."""
+
+
+class ConvscopeWarning(UserWarning):
+    """Something convscope itself wants the user to know; the CLI shows it as one line.
+
+    Warnings of convscope's dependencies are hidden by the CLI unless ``CONVSCOPE_DEBUG=1``.
+    """

@@ -163,10 +163,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _warning_line(
-    message: Warning | str, category: type[Warning], *_args: object, **_kw: object
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, *_a: object
 ) -> None:
-    """A library warning as the CLI says things: one line on stderr."""
-    sys.stderr.write(f"convscope: warning: {' '.join(str(message).split())}\n")
+    """convscope's own warnings as one line on stderr; a dependency's only with CONVSCOPE_DEBUG=1.
+
+    The user asked convscope, not torch or PIL: their notices (deprecations, pickle
+    protocols, thread settings) are noise beside the answer or the one error line.
+    """
+    from convscope.errors import ConvscopeWarning
+
+    if issubclass(category, ConvscopeWarning):
+        sys.stderr.write(f"convscope: warning: {' '.join(str(message).split())}\n")
+    elif os.environ.get("CONVSCOPE_DEBUG") == "1":
+        sys.stderr.write(f"{filename}:{lineno}: {category.__name__}: {message}\n")
 
 
 class Terminated(KeyboardInterrupt):

@@ -51,6 +51,29 @@ def save_checkpoint(model: LoadedModel, path: str | Path, *, extra: dict[str, An
     return path
 
 
+_FOREIGN_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"\x93NUMPY", "a NumPy array (.npy)"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a Keras .h5 model needs the .h5 suffix)"),
+    (b"\x1f\x8b", "a gzip file (an IDX dataset file?)"),
+)
+
+
+def foreign_format(path: str | Path) -> str | None:
+    """What a file is when its first bytes say it is not a PyTorch file (an image...), else None."""
+    with Path(path).open("rb") as handle:
+        head = handle.read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    return next((kind for magic, kind in _FOREIGN_MAGIC if head.startswith(magic)), None)
+
+
 def read_torch_file(path: str | Path) -> Any:
     """``torch.load`` with ``weights_only=True``, turning every failure into one clear error.
 
@@ -60,6 +83,11 @@ def read_torch_file(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such file")
+    if kind := foreign_format(path):
+        raise ModelError(
+            f"{path} is {kind}, not a PyTorch file; pass a checkpoint saved by convscope or a "
+            "state dict saved with torch.save"
+        )
     try:
         with warnings.catch_warnings():  # "Detected pickle protocol 4": the refusal says it
             warnings.filterwarnings("ignore", message="Detected pickle protocol")

@@ -115,8 +115,10 @@ def _resolve(spec: str, *, input_shape: tuple[int, int, int] | None) -> LoadedMo
 
         return load_keras(path, input_shape=input_shape)
     if path.exists():
-        from convscope.models.checkpoint import load_checkpoint
+        from convscope.models.checkpoint import foreign_format, load_checkpoint
 
+        if path.is_file() and (kind := foreign_format(path)):
+            raise ModelError(f"{spec} is {kind}, not a model; MODEL is {MODEL_FORMS}")
         return load_checkpoint(path)
     if path.suffix or "/" in spec:
         raise ModelError(f"{spec}: no such file")
@@ -285,7 +287,15 @@ def _build_file(recipe: Mapping[str, Any]) -> LoadedModel:
         raise ModelError(
             f"{path} has no function {recipe['factory']!r}{close_matches(recipe['factory'], names)}"
         )
-    module = factory()
+    try:
+        module = factory()
+    except Exception as exc:  # the user's code failed: say where and what, in one line
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelError(
+            f"{path}:{recipe['factory']}() raised {type(exc).__name__}"
+            f"{': ' + detail if detail else ''}; fix the factory (CONVSCOPE_DEBUG=1 shows "
+            "the traceback)"
+        ) from exc
     if not isinstance(module, nn.Module):
         raise ModelError(
             f"{path}:{recipe['factory']} returned {type(module).__name__}, not an nn.Module"

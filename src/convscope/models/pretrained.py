@@ -127,10 +127,12 @@ def _unverified(label: str, path: Path) -> str:
     """The weights label of a cached file whose sha256 does not match its name, and a warning."""
     import warnings
 
+    from convscope.errors import ConvscopeWarning
+
     warnings.warn(
         f"{path} does not match the sha256 its name carries: it is not the published "
         f"{label} weights file (delete it to download them again)",
-        UserWarning,
+        ConvscopeWarning,
         stacklevel=3,
     )
     return f"{IMAGENET} ({label}, unverified: {path.name} does not match its sha256)"
