@@ -12,14 +12,16 @@ set); every request goes over loopback with httpx. Measured in one run:
    all alike. ``/api/health`` (no store, no workers) is the baseline of every ratio.
    Goals: p95 < 50 ms for the three routes, < 100 ms for the slider's request.
 2. load: ``--requests`` requests over ``--concurrency`` connections, a seeded mix of
-   the contract's GET routes (the app, runs, metrics, maps, probe, studies, models,
-   layers, graph, kernels, features, explain, image, attribution; not the endless
+   the contract's GET routes (the app, runs, metrics, batch losses, maps, probe, studies,
+   models, layers, graph, kernels, features, explain, image, attribution; not the endless
    ``/api/events`` stream), within ``--time-limit`` seconds. Counts 5xx answers
    (must be 0), failed or dropped connections (must be 0) and the server process's
    resident memory before and after (``/proc/PID/status``).
 
 Maps are computed once before timing (warm cache); with ``--store`` that is the only
-thing written into the store. Without ``--store`` a study like the demo's is trained
+thing written into the store. A cached map's answer is then also kept, as JSON text, in
+the server's result cache; ``--cache-mb 0`` times it read from the store's files and
+written as JSON each time instead (what the first request for it costs). Without ``--store`` a study like the demo's is trained
 into a temporary store first (a few minutes on 2 cores).
 
 3. the model explorer (``--part explorer``; a second ``convscope serve`` process, over a
@@ -220,6 +222,7 @@ def load_mix(runs: list[dict], layers: dict[str, str], studies: list[str]) -> li
         mix += [
             (4, "run", f"/api/runs/{rid}"),
             (6, "metrics", f"/api/runs/{rid}/metrics"),
+            (3, "batch-loss", f"/api/runs/{rid}/batch-loss"),  # read with the metrics
             (4, "embedding", f"/api/runs/{rid}/embedding?layer={LAYER}&method={METHOD}"),
             (
                 4,
@@ -306,6 +309,13 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=300.0, help="of the load, s (300)")
     parser.add_argument("--seed", type=int, default=0, help="of the load's order (0)")
     parser.add_argument(
+        "--cache-mb",
+        type=int,
+        default=None,
+        help="the dashboard server's --cache-mb (0: no result cache, so every cached map "
+        "is read from the store and written as JSON again; default: the server's)",
+    )
+    parser.add_argument(
         "--part",
         choices=("all", "dashboard", "explorer"),
         default="all",
@@ -330,7 +340,8 @@ def main() -> None:
             store = args.store if args.store is not None else make_store(root)
             if not (store / "convscope.db").is_file():
                 raise SystemExit(f"{store} is not a run store (no convscope.db)")
-            server = Server(store, root / "server.log")
+            options = () if args.cache_mb is None else ("--cache-mb", str(args.cache_mb))
+            server = Server(store, root / "server.log", *options)
             try:
                 figures = measure(server, store, args)
             finally:
@@ -388,6 +399,7 @@ def measure(server: Server, store: Path, args: argparse.Namespace) -> dict:
     return {
         "store": str(store),
         "runs": len(runs),
+        "cache_mb": args.cache_mb,
         "cpu_count": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "samples_per_route": args.samples,

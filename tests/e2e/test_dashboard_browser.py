@@ -4,7 +4,8 @@
    accuracy, the verdict), the curves follow the ticked runs, and the explorer's PCA
    maps, epoch slider, scores and hover tooltip match the API's embedding and probe.
 2. A page open on the Runs view follows a ``convscope train`` subprocess writing the
-   store: the run appears, its epochs grow, it ends finished, and the page never reloads.
+   store: the run appears, its epochs grow, it ends finished, its per-batch loss (the
+   run records it) is drawn under the loss curves, and the page never reloads.
 3. Under ``--base-url /proxy/PORT/`` with a token the same page works and every request
    it makes stays inside the prefix.
 
@@ -141,6 +142,11 @@ def test_runs_study_and_explorer_show_what_the_api_gives(
         expect(legend).to_have_count(2)
         expect(legend.last).to_have_text(residual["name"])
         assert "sel=" in page.evaluate("location.hash")
+        # The tiny store's runs kept no per-batch loss: the legend says so, nothing is drawn.
+        assert not api.get(f"/api/runs/{residual['id']}/batch-loss").json()["recorded"]
+        expect(page.locator(".curve-legend .batch-note")).to_have_text(
+            "per-batch loss: not recorded"
+        )
 
         study = api_json(api, "/api/studies/tiny?method=pca")
         verdict = page.locator(".study .verdict")
@@ -261,7 +267,8 @@ def test_runs_view_follows_a_training_process_without_a_reload(
     command = [
         *(sys.executable, "-m", "convscope", "train", "sequential", "--data", "fashion-mnist"),
         *("--epochs", "3", "--subset", "3000", "--batch-size", "100"),
-        *("--probe-per-class", "2", "--record", "hidden", "--store", str(store)),
+        *("--probe-per-class", "2", "--record", "hidden", "--record-batch-loss"),
+        *("--store", str(store)),
     ]
     log = tmp_path / "train.log"
     with log.open("wb") as out:
@@ -285,6 +292,17 @@ def test_runs_view_follows_a_training_process_without_a_reload(
     expect(cells.nth(7)).to_have_text(js_fixed(run["test_acc"]))
     # The new run is drawn in the curves (the newest runs are ticked by default).
     expect(page.locator(".curve-legend .legend-item:not(.muted)")).to_have_text([run["name"]])
+    # Its per-batch loss, read again at each live epoch, is drawn: every batch of the 3 epochs.
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        batches = api.get(f"/api/runs/{run['id']}/batch-loss").json()
+    assert batches["recorded"] and batches["epochs"] == [1, 2, 3], batches["epochs"]
+    count = len(batches["loss"])
+    assert count == sum(batches["batches"]) and count > 3
+    expect(page.locator(".curve-legend .batch-note")).to_have_text("per batch")
+    expect(page.get_by_role("img", name=re.compile(r"^loss per epoch"))).to_have_attribute(
+        "aria-label",
+        re.compile(rf"per-batch training loss of {re.escape(run['name'])} \({count} batches\)"),
+    )
     state = page.evaluate("window.__e2e")
     assert state is not None and state["marker"] == "kept", "the page was reloaded"
     seen = [(int(s.split(" / ")[0]), s.split("|")[1]) for s in state["seen"]]

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from convscope.embed.projection import ProjectionParams
-from convscope.serve.routes_runs import json_ready
+from convscope.serve.routes_runs import array_json, json_ready, json_text
 from convscope.serve.state import ServeConfig
 from convscope.store import open_store
-from tests.serve.conftest import make_client
+from tests.serve.conftest import get_json, make_client
 
 
 def wait_for_job(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
@@ -107,7 +107,7 @@ def test_unknown_run_is_404_with_the_cli_line(
     wrong = tiny_ids["sequential"][:-1] + "x"
     assert main(["runs", "show", wrong, "--store", str(tiny_store)]) == 2
     line = capsys.readouterr().err.strip().removeprefix("convscope: error: ")
-    for route in ("", "/metrics", "/embedding", "/probe", "/probe/sprite.png"):
+    for route in ("", "/metrics", "/batch-loss", "/embedding", "/probe", "/probe/sprite.png"):
         answer = client.get(f"/api/runs/{wrong}{route}")
         assert answer.status_code == 404, route
         assert answer.json() == {"error": line}
@@ -125,6 +125,85 @@ def test_metrics_are_the_store_metrics(
     assert answer["train_loss"][0] is None  # NaN: no training before epoch 1
     for name, values in expected.items():
         assert answer[name] == json_ready(values.tolist()), name
+
+
+@pytest.fixture(scope="module")
+def batch_loss_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A store with one tiny 2-epoch run trained with ``record_batch_loss`` (a second or two)."""
+    from convscope.train.loop import TrainConfig
+    from convscope.train.run import RunSettings, train_run
+
+    root = tmp_path_factory.mktemp("batch-loss") / "runs"
+    settings = RunSettings(
+        model="sequential",
+        data="fashion-mnist",
+        config=TrainConfig(epochs=2, batch_size=64, seed=0),
+        probe_per_class=1,
+        subset=300,
+        record_kernels=False,
+        record_batch_loss=True,
+    )
+    with open_store(root) as store:
+        return root, train_run(settings, store=store).run_id
+
+
+def test_batch_loss_is_every_recorded_batch_on_the_epoch_axis(
+    batch_loss_store: tuple[Path, str],
+) -> None:
+    root, run_id = batch_loss_store
+    with open_store(root, create=False) as store:
+        found = sorted(store.artifacts(run_id, kind="batch_loss"), key=lambda a: a.epoch)
+        per_epoch = {a.epoch: store.load_array(a) for a in found}
+    assert sorted(per_epoch) == [1, 2] and len({len(v) for v in per_epoch.values()}) == 1
+    with make_client(ServeConfig(store=root)) as client:
+        body = get_json(client, f"/api/runs/{run_id}/batch-loss")
+    assert set(body) == {"run", "recorded", "epochs", "batches", "epoch", "loss"}
+    assert body["run"] == run_id and body["recorded"] is True and body["epochs"] == [1, 2]
+    count = len(per_epoch[1])  # 240 training images of the 300 in batches of 64: 4
+    assert count == 4 and body["batches"] == [count, count]
+    expected = np.concatenate([per_epoch[1], per_epoch[2]]).astype(np.float64)
+    np.testing.assert_allclose(body["loss"], expected, atol=1e-6)
+    positions = [e - 1 + (i + 1) / count for e in (1, 2) for i in range(count)]
+    np.testing.assert_allclose(body["epoch"], positions, atol=1e-5)
+    assert body["epoch"][count - 1] == 1.0 and body["epoch"][-1] == 2.0
+    assert body["epoch"] == sorted(body["epoch"])
+
+
+def test_batch_loss_of_a_run_that_did_not_record_it(
+    client: TestClient, tiny_ids: dict[str, str]
+) -> None:
+    body = get_json(client, f"/api/runs/{tiny_ids['residual']}/batch-loss")
+    assert body == {
+        "run": tiny_ids["residual"],
+        "recorded": False,
+        "epochs": [],
+        "batches": [],
+        "epoch": [],
+        "loss": [],
+    }
+
+
+def test_batch_loss_not_finite_is_null(batch_loss_store: tuple[Path, str], tmp_path: Path) -> None:
+    """A diverged batch (NaN or inf loss) is a null the chart leaves a gap for, not 'NaN'."""
+    root, run_id = batch_loss_store
+    copy = tmp_path / "runs"
+    shutil.copytree(root, copy)
+    with open_store(copy, create=False) as store:
+        run = store.run(run_id)
+        diverged = store.create_run(
+            name="diverged", model=run.model, dataset=run.dataset, config={}
+        ).id
+        store.commit_epoch(diverged, 0, metrics={})
+        store.commit_epoch(
+            diverged,
+            1,
+            metrics={"train_loss": 2.3},
+            arrays={("batch_loss", "train"): np.array([2.3, np.nan, np.inf], np.float32)},
+        )
+    with make_client(ServeConfig(store=copy)) as client:
+        body = get_json(client, f"/api/runs/{diverged}/batch-loss")
+    assert body["recorded"] is True and body["batches"] == [3]
+    assert body["loss"] == [pytest.approx(2.3), None, None]
 
 
 # --- studies ---------------------------------------------------------------------------------
@@ -200,6 +279,32 @@ def test_embedding_job_then_cache(
     }
     everything = fresh_client.get(url, params={"method": "pca"})
     assert everything.status_code == 200 and everything.json() == body
+    # Asked again (the explorer's slider): the same bytes from the result cache, which
+    # keys them by the cached maps' files, so a map computed anew is another entry.
+    cache = fresh_client.app.state.convscope.cache
+    hits = cache.hits
+    again = fresh_client.get(url, params={"method": "pca"})
+    assert again.content == everything.content and cache.hits == hits + 1
+    assert again.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([[0.5, -0.0], [1e-7, 1e20], [-3.25, 7.0]]),
+        np.array([[np.nan, 1.5], [np.inf, -np.inf]], dtype=np.float32),
+        np.arange(24, dtype=np.int64).reshape(2, 3, 4),
+        np.array([True, False]),
+        np.zeros((0, 2)),
+        np.float64(np.nan),
+        np.array(3, dtype=np.uint8),
+    ],
+)
+def test_json_text_writes_arrays_as_json_ready_does(values: np.ndarray) -> None:
+    plain = json_ready(np.asarray(values).tolist())
+    expected = json.dumps(plain, separators=(",", ":"))
+    assert array_json(values) == expected
+    assert json.loads(json_text({"a": values, "b": [1, values]})) == {"a": plain, "b": [1, plain]}
 
 
 def test_many_requests_share_one_job(fresh_client: TestClient, tiny_ids: dict[str, str]) -> None:

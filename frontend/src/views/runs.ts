@@ -6,7 +6,7 @@ import { code, emptyBox, errorBox, h, loadingBox, progressBox, replace } from '.
 import { debounce } from '../live';
 import { runColour } from '../palette';
 import { formatRoute, listParam } from '../router';
-import { curvesOption, type CurveRun } from '../runs/curves';
+import { batchLossNote, batchLossUrl, curvesOption, parseBatchLoss, type BatchLoss, type CurveRun } from '../runs/curves';
 import { rankingTable, verdictBlock } from '../runs/study';
 import { runsTable } from '../runs/table';
 import {
@@ -54,6 +54,7 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
   let studyMethod: Method = isMethod(ctx.params.get('method')) ? (ctx.params.get('method') as Method) : 'umap';
   const routeParams = () => ({ sel: chosenByUser ? [...selected].join(',') || null : null, method: studyMethod === 'umap' ? null : studyMethod });
   const metrics = new Map<string, Metrics>();
+  const batchLoss = new Map<string, BatchLoss>();
   const studyCards = new Map<string, { refresh: () => void }>();
   let loss: { chart: Chart; dispose: () => void } | null = null;
   let acc: { chart: Chart; dispose: () => void } | null = null;
@@ -93,7 +94,10 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
 
   async function loadMetrics(id: string) {
     try {
-      metrics.set(id, parseMetrics(await getJson(`api/runs/${encodeURIComponent(id)}/metrics`)));
+      // the per-batch loss with the metrics: read again on each live epoch as they are
+      const [values, batches] = await Promise.all([getJson(`api/runs/${encodeURIComponent(id)}/metrics`), getJson(batchLossUrl(id))]);
+      metrics.set(id, parseMetrics(values));
+      batchLoss.set(id, parseBatchLoss(batches));
     } catch (error) {
       if (alive) curvesNote.append(errorBox((error as Error).message, `No metrics for run ${id}`));
     }
@@ -116,12 +120,14 @@ export function runsView(root: HTMLElement, ctx: ViewContext): Cleanup {
     if (!alive) return;
     const curveRuns: CurveRun[] = chosen
       .filter((r) => metrics.has(r.id))
-      .map((r, i) => ({ id: r.id, name: r.name, colour: runColour(i), metrics: metrics.get(r.id)! }));
+      .map((r, i) => ({ id: r.id, name: r.name, colour: runColour(i), metrics: metrics.get(r.id)!, batchLoss: batchLoss.get(r.id) }));
+    const batchNote = batchLossNote(curveRuns);
     replace(
       legendBox,
       ...curveRuns.map((r) => h('span', { class: 'legend-item' }, h('span', { class: 'swatch', style: `background:${r.colour}` }), r.name)),
       h('span', { class: 'legend-item muted' }, h('span', { class: 'dash dashed', 'aria-hidden': 'true' }), 'train'),
       h('span', { class: 'legend-item muted' }, h('span', { class: 'dash', 'aria-hidden': 'true' }), 'validation'),
+      batchNote && h('span', { class: 'legend-item muted batch-note', title: batchNote.title }, batchNote.drawn && h('span', { class: 'dash', style: 'border-top-width:1px', 'aria-hidden': 'true' }), batchNote.text),
     );
     loss ??= makeChart(lossEl);
     acc ??= makeChart(accEl);

@@ -1,4 +1,4 @@
-"""Routes over the run store: runs, their metrics, maps, probe predictions, and studies.
+"""Routes over the run store: runs, metrics, batch losses, maps, probe predictions, studies.
 
 Thin over the library: each answer is what the CLI prints for the same question
 (``runs list/show --json``, ``report --json``, ``embed``). Store work runs in the worker
@@ -9,6 +9,7 @@ that need them) are computed once in a keyed job; the answer is then ``202 {"job
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from convscope import __version__
 from convscope.errors import ConvscopeError, LayerError
+from convscope.serve.cache import ResultCache
 from convscope.serve.errors import NotFoundError
 from convscope.serve.jobs import Job
 from convscope.serve.state import ServeState, state_of
@@ -34,6 +36,8 @@ DIGITS = 4
 
 def json_ready(value: Any) -> Any:
     """``value`` with NaN and infinities as None and numpy scalars as Python numbers."""
+    if isinstance(value, np.ndarray):
+        return array_list(value)
     if isinstance(value, dict):
         return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -43,6 +47,68 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def array_list(values: np.ndarray, digits: int | None = None) -> Any:
+    """``values`` as (nested) lists of Python numbers, rounded to ``digits``, None where
+    not finite: one numpy pass instead of a Python call per number."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "fc":
+        return values.tolist()
+    values = values.real.astype(np.float64)
+    if digits is not None:
+        values = np.round(values, digits)
+    finite = np.isfinite(values)
+    if finite.all():
+        return values.tolist()
+    mixed = values.astype(object)
+    mixed[~finite] = None
+    return mixed.tolist()
+
+
+def array_json(values: np.ndarray) -> str:
+    """``values`` as JSON text (None where not finite), written without building a
+    Python list per row. A map is 1,000 ``[x, y]`` pairs a run and epoch; as lists (three
+    copies of them: ``tolist``, :func:`json_ready`, FastAPI's encoder) they outlived the
+    young generations, and the collector's full passes over the server's heap (torch and
+    all: 200-300 ms each) fell in more than 1 slider request in 20: its p95."""
+    values = np.asarray(values)
+    if values.ndim == 0 or values.size == 0:
+        return json.dumps(array_list(values))
+    flat = values.ravel().tolist()
+    if values.dtype.kind == "b":
+        texts = ["true" if v else "false" for v in flat]
+    elif values.dtype.kind in "iu":
+        texts = list(map(str, flat))
+    else:
+        texts = list(map(float.__repr__, map(float, flat)))  # what json.dumps writes
+        for i in np.flatnonzero(~np.isfinite(values.ravel().real)).tolist():
+            texts[i] = "null"
+    for size in reversed(values.shape[1:]):  # the innermost axis first
+        texts = ["[" + ",".join(texts[i : i + size]) + "]" for i in range(0, len(texts), size)]
+    return "[" + ",".join(texts) + "]"
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON; its numpy arrays by :func:`array_json`, the rest made
+    :func:`json_ready` first."""
+    if isinstance(value, np.ndarray):
+        return array_json(value)
+    if isinstance(value, dict):
+        items = (
+            f"{json.dumps(str(k), ensure_ascii=False)}:{json_text(v)}" for k, v in value.items()
+        )
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, (list, tuple)) and any(isinstance(v, np.ndarray) for v in value):
+        return "[" + ",".join(map(json_text, value)) + "]"
+    return json.dumps(json_ready(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def json_answer(body: Any) -> Response:
+    """``body`` as the JSON answer, written once by :func:`json_text`. Returned as a
+    dict, FastAPI would first copy it with its ``jsonable_encoder`` (20 ms for a
+    5-epoch map of 1,000 points) and then encode the copy."""
+    return Response(json_text(body), media_type="application/json")
 
 
 async def with_store(state: ServeState, work: Callable[..., Any], *args: Any) -> Any:
@@ -99,6 +165,57 @@ def run_metrics(store: Any, ref: str) -> dict[str, list[Any]]:
     return json_ready({name: values.tolist() for name, values in store.metrics(record.id).items()})
 
 
+BATCH_LOSS_KIND = "batch_loss"
+BATCH_LOSS_NAME = "train"
+"""What ``convscope train --record-batch-loss`` stores each epoch: every batch's loss."""
+POSITION_DIGITS = 5
+"""Decimals of a batch's place on the epoch axis: distinct for 10,000 batches an epoch."""
+
+
+def batch_loss_document(store: Any, ref: str) -> dict[str, Any]:
+    """Every recorded batch's training loss, placed on the curves' epoch axis.
+
+    Batch ``i`` (from 0) of ``n`` in epoch ``e`` sits at ``e - 1 + (i + 1) / n``: epoch
+    ``e``'s batches fill ``(e - 1, e]``, its last one at ``e`` beside the epoch's mean
+    train loss. ``recorded`` is true when the run keeps batch losses (trained with
+    ``--record-batch-loss``; a run still before its first epoch has none yet) or has any;
+    false, with empty lists, when it does not (the page says so). Read through the
+    store's index (``artifacts``, ``load_array``), never a path from the request.
+    """
+    record = store.run(ref)
+    found = sorted(
+        (
+            a
+            for a in store.artifacts(record.id, kind=BATCH_LOSS_KIND, name=BATCH_LOSS_NAME)
+            if a.epoch is not None and a.epoch > 0
+        ),
+        key=lambda a: a.epoch,
+    )
+    positions, losses, epochs, batches = [], [], [], []
+    for artifact in found:
+        values = np.asarray(store.load_array(artifact), dtype=np.float64).ravel()
+        if not values.size:
+            continue
+        count = values.size
+        positions.append(artifact.epoch - 1 + np.arange(1, count + 1) / count)
+        losses.append(values)
+        epochs.append(artifact.epoch)
+        batches.append(count)
+    asked = bool(record.config.get("record_batch_loss"))
+
+    def joined(parts: list[np.ndarray], digits: int) -> np.ndarray:
+        return np.round(np.concatenate(parts), digits) if parts else np.zeros(0)
+
+    return {
+        "run": record.id,
+        "recorded": asked or bool(epochs),
+        "epochs": epochs,
+        "batches": batches,
+        "epoch": joined(positions, POSITION_DIGITS),
+        "loss": joined(losses, DIGITS + 2),
+    }
+
+
 @router.get("/api/health")
 async def health() -> dict[str, Any]:
     """The server is up (answers without the store or the workers)."""
@@ -126,6 +243,12 @@ async def metrics(request: Request, ref: str) -> Any:
     return await with_store(state_of(request), run_metrics, ref)
 
 
+@router.get("/api/runs/{ref}/batch-loss")
+async def batch_loss(request: Request, ref: str) -> Any:
+    """Every batch's training loss, for runs trained with ``--record-batch-loss``."""
+    return json_answer(await with_store(state_of(request), batch_loss_document, ref))
+
+
 # --- embeddings -----------------------------------------------------------------------
 
 
@@ -148,41 +271,64 @@ def default_layer(store: Any, record: Any) -> str:
     )
 
 
-def map_cached(store: Any, run_id: str, layer: str, params: Any) -> tuple[list[int], bool]:
-    """The epochs recorded for ``layer`` and whether all their maps and scores are cached."""
+def map_stamp(
+    store: Any, run_id: str, layer: str, params: Any
+) -> tuple[list[int], tuple[Any, ...] | None]:
+    """The epochs recorded for ``layer`` and, when all their maps and scores are cached,
+    what identifies those cached files (their ids and checksums; None when some are not).
+
+    A cached map is written once and never changed, so the stamp names one answer: a new
+    epoch, or a map computed again after its run was deleted and trained anew, is
+    another stamp.
+    """
     from convscope.embed.runs import EMBEDDING_KIND, SCORES_KIND, snapshot_records
 
     epochs = sorted(snapshot_records(store, run_id, layer))  # unknown layer: close matches
     name = f"{layer}.{params.key()}"
-    mapped = {a.epoch for a in store.artifacts(run_id, kind=EMBEDDING_KIND, name=name)}
-    scored = {a.epoch for a in store.artifacts(run_id, kind=SCORES_KIND, name=name)}
-    return epochs, set(epochs) <= (mapped & scored)
+    mapped = {a.epoch: a for a in store.artifacts(run_id, kind=EMBEDDING_KIND, name=name)}
+    scored = {a.epoch: a for a in store.artifacts(run_id, kind=SCORES_KIND, name=name)}
+    if not set(epochs) <= (mapped.keys() & scored.keys()):
+        return epochs, None
+    stamp = tuple((e, mapped[e].id, mapped[e].sha256, scored[e].sha256) for e in epochs)
+    return epochs, stamp
+
+
+def map_cached(store: Any, run_id: str, layer: str, params: Any) -> tuple[list[int], bool]:
+    """The epochs recorded for ``layer`` and whether all their maps and scores are cached."""
+    epochs, stamp = map_stamp(store, run_id, layer, params)
+    return epochs, stamp is not None
 
 
 def embedding_body(result: Any, epoch: int | None) -> dict[str, Any]:
-    """The answer of ``/embedding``: one epoch's map, or every epoch's keyed by epoch."""
+    """The answer of ``/embedding``: one epoch's map, or every epoch's keyed by epoch.
 
-    def points(e: int) -> list[list[float]]:
-        return np.round(np.asarray(result.layouts[e], dtype=np.float64), DIGITS).tolist()
+    The points stay numpy arrays (rounded to :data:`DIGITS`): :func:`json_text` writes
+    them as text, :func:`json_ready` makes lists of them for a job's result.
+    """
 
-    def scores(e: int) -> dict[str, float] | None:
-        return result.scores[e].to_dict() if e in result.scores else None
+    def points(e: int) -> np.ndarray:
+        return np.round(np.asarray(result.layouts[e], dtype=np.float64), DIGITS)
 
-    body: dict[str, Any] = {
-        "run": result.run_id,
-        "layer": result.layer,
-        "method": result.params.method,
-        "epoch": epoch,
-        "epochs": result.epochs,
-        "labels": [int(label) for label in result.labels],
-        "classes": list(result.class_names),
-    }
+    def scores(e: int) -> dict[str, float | None] | None:
+        return json_ready(result.scores[e].to_dict()) if e in result.scores else None
+
+    body: dict[str, Any] = json_ready(
+        {
+            "run": result.run_id,
+            "layer": result.layer,
+            "method": result.params.method,
+            "epoch": epoch,
+            "epochs": result.epochs,
+            "labels": np.asarray(result.labels, dtype=np.int64).tolist(),
+            "classes": list(result.class_names),
+        }
+    )
     if epoch is None:
         body["points"] = {str(e): points(e) for e in result.epochs}
         body["scores"] = {str(e): scores(e) for e in result.epochs}
     else:
         body["points"], body["scores"] = points(epoch), scores(epoch)
-    return json_ready(body)
+    return body
 
 
 def compute_embedding(
@@ -200,6 +346,11 @@ def compute_embedding(
     return embedding_body(result, epoch)
 
 
+def embedding_result(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`compute_embedding`'s body as a job's result: plain lists, no arrays."""
+    return json_ready(compute_embedding(*args, **kwargs))
+
+
 def retry_once_cached(work: Callable[[], Any]) -> Any:
     """``work()``, run again once if another job cached the same map meanwhile."""
     from convscope.store import StoreError
@@ -213,19 +364,37 @@ def retry_once_cached(work: Callable[[], Any]) -> Any:
 
 
 def embedding_plan(
-    store: Any, ref: str, layer: str | None, params: Any, epoch: int | None
-) -> tuple[str, str, dict[str, Any] | None]:
-    """``(run id, layer, body)``: the body when every map is cached, else None."""
+    store: Any,
+    ref: str,
+    layer: str | None,
+    params: Any,
+    epoch: int | None,
+    cache: ResultCache | None = None,
+) -> tuple[str, str, str | None]:
+    """``(run id, layer, JSON text)``: the answer when every map is cached, else None.
+
+    The text is kept in ``cache`` under the cached maps' :func:`map_stamp`, so asking
+    again (the explorer's slider, another page) reads only the store's index: not the
+    maps' files, nor the work of writing 2,000 numbers an epoch as JSON.
+    """
     record = store.run(ref)
     layer = layer or default_layer(store, record)
-    epochs, cached = map_cached(store, record.id, layer, params)
+    epochs, stamp = map_stamp(store, record.id, layer, params)
     if epoch is not None and epoch not in epochs:
         raise ConvscopeError(
             f"run {record.id} has no recorded epoch {epoch} of layer {layer!r}; "
             f"recorded epochs: {', '.join(map(str, epochs))}"
         )
-    body = compute_embedding(store, record.id, layer, params, epoch) if cached else None
-    return record.id, layer, body
+    if stamp is None:
+        return record.id, layer, None
+
+    def answer() -> str:
+        return json_text(compute_embedding(store, record.id, layer, params, epoch))
+
+    if cache is None:
+        return record.id, layer, answer()
+    key = ("runs/embedding", record.id, layer, params.key(), epoch, stamp)
+    return record.id, layer, cache.get_or_compute(key, answer, size=len)
 
 
 @router.get("/api/runs/{ref}/embedding")
@@ -239,16 +408,17 @@ async def embedding(
     """The 2-D map of a recorded layer: from the cache, or ``202 {"job"}`` while computed."""
     state = state_of(request)
     params = projection_params(method)
-    run_id, layer, body = await with_store(state, embedding_plan, ref, layer, params, epoch)
-    if body is not None:
-        return body
+    plan = await with_store(state, embedding_plan, ref, layer, params, epoch, state.cache)
+    run_id, layer, text = plan
+    if text is not None:
+        return Response(text, media_type="application/json")
 
     def work(job: Job) -> dict[str, Any]:
         def progress(done: int, total: int) -> None:
             job.report(done, total, f"mapped epoch {done} of {total}")
 
         with state.store() as store:
-            return compute_embedding(store, run_id, layer, params, epoch, progress)
+            return embedding_result(store, run_id, layer, params, epoch, progress)
 
     key = f"embedding:{run_id}:{layer}:{params.key()}:{epoch}"
     return JSONResponse({"job": state.jobs.submit(key, work).id}, status_code=202)
