@@ -39,3 +39,17 @@ def build_tiny_store(root: Path) -> Path:
     """The smallest such store (300 images, 50 probe images a run): a few seconds."""
     train_tiny_study(root)
     return root
+
+
+class StopAfter:
+    """A training callback that interrupts after ``epoch``, as Ctrl-C (or SIGTERM) would."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, metrics) -> None:
+        if metrics.epoch == self.epoch:
+            raise KeyboardInterrupt
+
+    def on_train_end(self, trainer, result) -> None:
+        pass

@@ -12,23 +12,9 @@ from convscope.store import open_store
 from convscope.store.results import study_result, study_runs
 from convscope.train.loop import TrainConfig
 from convscope.train.run import RunSettings, train_run
-from tests.stores import train_tiny_study
+from tests.stores import StopAfter, train_tiny_study
 
 PCA = ProjectionParams(method="pca")
-
-
-class _StopAfter:
-    """Interrupts training after ``epoch``, as Ctrl-C (or SIGTERM) would."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_epoch_end(self, trainer, metrics) -> None:
-        if metrics.epoch == self.epoch:
-            raise KeyboardInterrupt
-
-    def on_train_end(self, trainer, result) -> None:
-        pass
 
 
 @pytest.mark.slow
@@ -47,7 +33,7 @@ def test_an_interrupted_seed_is_left_out_and_named(tmp_path: Path) -> None:
             name="tiny/sequential/seed1",
         )
         with pytest.raises(KeyboardInterrupt):
-            train_run(seed1, store=store, callbacks=[_StopAfter(0)])
+            train_run(seed1, store=store, callbacks=[StopAfter(0)])
         stopped = store.runs_of_study("tiny")[-1]
         assert (stopped.status, stopped.epochs_completed) == ("interrupted", 0)
         line = (

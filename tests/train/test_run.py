@@ -13,6 +13,7 @@ from convscope.models.loading import load_model
 from convscope.store import open_store
 from convscope.train.loop import TrainConfig
 from convscope.train.run import RunSettings, resume_run, train_run
+from tests.stores import StopAfter
 
 SETTINGS = RunSettings(
     model="residual",
@@ -88,20 +89,6 @@ def test_recorded_snapshot_equals_the_layer_output(tmp_path: Path) -> None:
     np.testing.assert_allclose(snapshot, expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
-class _StopAfter:
-    """A callback that interrupts training after a given epoch, like Ctrl-C would."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_epoch_end(self, trainer, metrics) -> None:
-        if metrics.epoch == self.epoch:
-            raise KeyboardInterrupt
-
-    def on_train_end(self, trainer, result) -> None:
-        pass
-
-
 @pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
     settings = RunSettings(
@@ -117,7 +104,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
         straight_metrics = store.metrics(straight.run_id)
     with open_store(tmp_path / "b") as store:
         with pytest.raises(KeyboardInterrupt):
-            train_run(settings, store=store, callbacks=[_StopAfter(1)])
+            train_run(settings, store=store, callbacks=[StopAfter(1)])
         (run,) = store.runs()
         assert run.status == "interrupted" and run.epochs_completed == 1
         resumed = resume_run(run.id, store=store)
