@@ -53,3 +53,26 @@ class StopAfter:
 
     def on_train_end(self, trainer, result) -> None:
         pass
+
+
+def copy_store(source: Path, target: Path) -> Path:
+    """A consistent copy of a run store that other tests may have open.
+
+    ``shutil.copytree`` of a live store races: SQLite creates and deletes the ``-wal`` and
+    ``-shm`` files as connections open and close, so a file listed may be gone when it is
+    copied. The database goes through SQLite's backup API first, then the files it can
+    reference (complete once referenced, never changed).
+    """
+    import shutil
+    import sqlite3
+
+    target.mkdir(parents=True)
+    src, dst = sqlite3.connect(source / "convscope.db"), sqlite3.connect(target / "convscope.db")
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    if (source / "runs").is_dir():
+        shutil.copytree(source / "runs", target / "runs", ignore=shutil.ignore_patterns(".*.part"))
+    return target

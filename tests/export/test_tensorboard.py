@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from convscope.export.tensorboard import (
 )
 from convscope.probe.kernels import kernel_grid, kernel_set
 from convscope.store import StoreError, open_store
+from tests.stores import copy_store
 
 KERNEL_LAYERS = [f"conv2D_{i}" for i in range(1, 7)]
 
@@ -215,7 +215,7 @@ def test_an_earlier_export_is_kept_unless_forced(recorded_runs, tmp_path: Path) 
 def test_a_failed_export_leaves_nothing(recorded_runs, tmp_path: Path) -> None:
     root, (run_id, _) = recorded_runs
     copy = tmp_path / "store"
-    shutil.copytree(root, copy)
+    copy_store(root, copy)
     with open_store(copy, create=False) as store:
         (snapshot,) = store.artifacts(run_id, kind="snapshot", name="hidden", epoch=2)
         store.path_of(snapshot).write_bytes(b"damaged")

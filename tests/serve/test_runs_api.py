@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from convscope.serve.routes_runs import array_json, json_ready, json_text
 from convscope.serve.state import ServeConfig
 from convscope.store import open_store
 from tests.serve.conftest import get_json, make_client
+from tests.stores import copy_store
 
 
 def wait_for_job(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def wait_for_job(client: TestClient, job_id: str, timeout: float = 60) -> dict[s
 def fresh_store(tiny_store: Path, tmp_path: Path) -> Path:
     """A copy of the tiny store with no maps cached yet (tests that cache maps use it)."""
     copy = tmp_path / "runs"
-    shutil.copytree(tiny_store, copy)
+    copy_store(tiny_store, copy)
     return copy
 
 
@@ -187,7 +187,7 @@ def test_batch_loss_not_finite_is_null(batch_loss_store: tuple[Path, str], tmp_p
     """A diverged batch (NaN or inf loss) is a null the chart leaves a gap for, not 'NaN'."""
     root, run_id = batch_loss_store
     copy = tmp_path / "runs"
-    shutil.copytree(root, copy)
+    copy_store(root, copy)
     with open_store(copy, create=False) as store:
         run = store.run(run_id)
         diverged = store.create_run(
