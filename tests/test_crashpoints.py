@@ -51,3 +51,13 @@ def test_the_trace_lists_every_hit_in_order(tmp_path):
     assert done.returncode == 0
     names = [line.split()[1] for line in trace.read_text().splitlines()]
     assert names == ["store.before-commit", "train.batch"] * 5
+
+
+def test_a_point_that_does_not_exist_is_refused_at_once(tmp_path):
+    for spec in ("train.bach:2", "train.batch:x", "train.batch:0"):
+        done = _run(tmp_path, CONVSCOPE_CRASH_AT=spec)
+        assert done.returncode == 2 and done.stdout == "", spec
+        assert (
+            done.stderr.startswith("convscope: error: CONVSCOPE_CRASH_AT=")
+            and "train.batch" in done.stderr
+        )

@@ -4,7 +4,7 @@ With ``CONVSCOPE_CRASH_AT=NAME`` (or ``NAME:N``) in its environment, a process S
 itself the first (or N-th) time it reaches :func:`crash_point` ``(NAME)``. Timed kills
 rarely land on the few microseconds between a file's fsync and its rename or between a
 transaction's last INSERT and its COMMIT; these points make those instants reliable.
-Without the variable a crash point costs one dictionary lookup and does nothing.
+Without the variables a crash point costs two environment lookups and does nothing.
 
 The points (see ``benchmarks/soak_kill.py``):
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections import Counter
 
@@ -51,12 +52,28 @@ def crash_point(name: str) -> None:
     spec = os.environ.get(ENVIRONMENT_VARIABLE)
     if not spec:
         return
-    target, _, count = spec.partition(":")
+    target, count = _parse(spec)
     if target != name:
         return
     _hits[name] += 1
-    if _hits[name] >= int(count or 1):
+    if _hits[name] >= count:
         kill = getattr(signal, "SIGKILL", None)
         if kill is None:  # Windows: no SIGKILL; end without cleanup all the same
             os._exit(137)
         os.kill(os.getpid(), kill)
+
+
+def _parse(spec: str) -> tuple[str, int]:
+    """``NAME[:N]`` as (name, N); a point that does not exist ends the process (status 2).
+
+    A misspelt point would otherwise never fire, and a soak would pass without a kill.
+    """
+    target, _, count = spec.partition(":")
+    if target in POINTS and (not count or (count.isdigit() and int(count) >= 1)):
+        return target, int(count or 1)
+    sys.stderr.write(
+        f"convscope: error: {ENVIRONMENT_VARIABLE}={spec!r}: give NAME or NAME:N (N >= 1) "
+        f"with NAME one of {', '.join(POINTS)}\n"
+    )
+    sys.stderr.flush()
+    os._exit(2)

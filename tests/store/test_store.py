@@ -291,6 +291,19 @@ def test_finish_run_records_test_metrics_confusion_and_status_together(store: Ru
     assert store.check().ok
 
 
+def test_a_finish_after_an_old_partial_finish_keeps_the_same_array(store: RunStore) -> None:
+    # older versions stored the confusion, then (a separate commit) the status
+    run_id = new_run(store)
+    commit(store, run_id, 0)
+    store.add_run_array(run_id, "confusion", "test", np.eye(2))
+    store.set_status(run_id, "interrupted")
+    store.finish_run(
+        run_id, 0, metrics={"test_acc": 0.5}, arrays={("confusion", "test"): np.eye(2)}
+    )
+    assert store.run(run_id).status == "finished"
+    assert len(store.artifacts(run_id, kind="confusion")) == 1 and store.check().ok
+
+
 def test_a_refused_finish_changes_nothing(store: RunStore) -> None:
     run_id = new_run(store)
     commit(store, run_id, 0)
@@ -298,7 +311,7 @@ def test_a_refused_finish_changes_nothing(store: RunStore) -> None:
     store.set_status(run_id, "running")
     with pytest.raises(StoreError, match="already has confusion 'test'"):
         store.finish_run(
-            run_id, 0, metrics={"test_acc": 0.5}, arrays={("confusion", "test"): np.eye(2)}
+            run_id, 0, metrics={"test_acc": 0.5}, arrays={("confusion", "test"): 2 * np.eye(2)}
         )
     with pytest.raises(StoreError, match="no committed epoch 3"):
         store.finish_run(run_id, 3, metrics={"test_acc": 0.5})

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich_argparse import RawDescriptionRichHelpFormatter
 
@@ -165,17 +166,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _warning_line(
     message: Warning | str, category: type[Warning], filename: str, lineno: int, *_a: object
 ) -> None:
-    """convscope's own warnings as one line on stderr; a dependency's only with CONVSCOPE_DEBUG=1.
+    """convscope's own warnings as one line on stderr, and those of the user's own code
+    (a ``file.py:factory``); a dependency's only with ``CONVSCOPE_DEBUG=1``.
 
     The user asked convscope, not torch or PIL: their notices (deprecations, pickle
     protocols, thread settings) are noise beside the answer or the one error line.
     """
     from convscope.errors import ConvscopeWarning
 
-    if issubclass(category, ConvscopeWarning):
+    if issubclass(category, ConvscopeWarning) or _users_code(filename):
         sys.stderr.write(f"convscope: warning: {' '.join(str(message).split())}\n")
     elif os.environ.get("CONVSCOPE_DEBUG") == "1":
         sys.stderr.write(f"{filename}:{lineno}: {category.__name__}: {message}\n")
+
+
+def _users_code(filename: str) -> bool:
+    """Whether ``filename`` is the user's own code: not convscope, an installed package or
+    Python's standard library."""
+    import sysconfig
+
+    path = Path(filename).resolve()
+    if {"site-packages", "dist-packages"} & set(path.parts) or not path.is_file():
+        return False
+    own = Path(__file__).resolve().parents[1]  # the convscope package
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    return not (path.is_relative_to(own) or path.is_relative_to(stdlib))
 
 
 class Terminated(KeyboardInterrupt):

@@ -74,6 +74,44 @@ def foreign_format(path: str | Path) -> str | None:
     return next((kind for magic, kind in _FOREIGN_MAGIC if head.startswith(magic)), None)
 
 
+_ADVICE = "pass a checkpoint saved by convscope or a state dict saved with torch.save"
+
+
+def _not_torch(path: Path) -> str | None:
+    """Why ``path`` cannot be a PyTorch file, from its size and first bytes; None if it may be.
+
+    torch.save writes a zip archive holding ``*/data.pkl`` (or, before torch 1.6, a pickle,
+    whose first byte is 0x80); anything else fails deep inside the unpickler with
+    messages such as ``KeyError`` or "Unsupported operand", which tell a user nothing.
+    """
+    if path.stat().st_size == 0:
+        return "is empty (0 bytes)"
+    if kind := foreign_format(path):
+        return f"is {kind}, not a PyTorch file"
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return "is a damaged zip archive, not a readable PyTorch file"
+        if any(n.endswith("data.pkl") for n in names):
+            return None
+        if "config.json" in names:
+            return "is a Keras archive, not a PyTorch file (give it the .keras suffix, as MODEL)"
+        return "is a zip archive but not a PyTorch file (it holds no data.pkl)"
+    if head[:1] != b"\x80":
+        return "is not a PyTorch file (neither a zip archive nor a pickle)"
+    return None
+
+
+def _first_words(text: str, limit: int = 160) -> str:
+    """The first line of ``text``, cut at a word boundary near ``limit`` characters."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."
+
+
 def read_torch_file(path: str | Path) -> Any:
     """``torch.load`` with ``weights_only=True``, turning every failure into one clear error.
 
@@ -81,13 +119,12 @@ def read_torch_file(path: str | Path) -> Any:
     ``__reduce__`` of any class) is refused without running it, and the error names it.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder; {_ADVICE}")
     if not path.is_file():
         raise ModelError(f"{path}: no such file")
-    if kind := foreign_format(path):
-        raise ModelError(
-            f"{path} is {kind}, not a PyTorch file; pass a checkpoint saved by convscope or a "
-            "state dict saved with torch.save"
-        )
+    if reason := _not_torch(path):
+        raise ModelError(f"{path} {reason}; {_ADVICE}")
     try:
         with warnings.catch_warnings():  # "Detected pickle protocol 4": the refusal says it
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
@@ -99,15 +136,10 @@ def read_torch_file(path: str | Path) -> Any:
                 f"{path}: refused: {refused}; convscope loads weights only — re-save it as a "
                 "state dict or a convscope checkpoint"
             ) from exc
-        if isinstance(exc, (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile)):
-            text = str(exc).strip()
-            first_line = text.splitlines()[0] if text else type(exc).__name__
-            raise ModelError(
-                f"{path}: not a readable PyTorch file ({first_line[:120]}); "
-                "pass a checkpoint saved by convscope or a state dict saved with torch.save"
-            ) from exc
-        # pickle.UnpicklingError and friends from a corrupt file
-        raise ModelError(f"{path}: corrupt or unsafe PyTorch file ({type(exc).__name__})") from exc
+        detail = _first_words(str(exc)) or type(exc).__name__
+        raise ModelError(
+            f"{path}: not a readable PyTorch file, damaged or truncated ({detail}); {_ADVICE}"
+        ) from exc
 
 
 _GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)")

@@ -273,7 +273,7 @@ def _build_file(recipe: Mapping[str, Any]) -> LoadedModel:
     user_module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(user_module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ModelError(f"{path}: importing it failed: {type(exc).__name__}: {exc}") from exc
     finally:
         sys.modules.pop(module_name, None)
@@ -289,7 +289,7 @@ def _build_file(recipe: Mapping[str, Any]) -> LoadedModel:
         )
     try:
         module = factory()
-    except Exception as exc:  # the user's code failed: say where and what, in one line
+    except (Exception, SystemExit) as exc:  # the user's code failed: say where and what
         detail = " ".join(str(exc).split())[:200]
         raise ModelError(
             f"{path}:{recipe['factory']}() raised {type(exc).__name__}"

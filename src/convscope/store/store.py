@@ -420,6 +420,7 @@ class RunStore:
         items = validate.check_arrays(arrays)
         self._require(run_id)
         self._require_epoch(run_id, epoch)
+        items = self._not_yet_stored(run_id, items)
         self._check_new_arrays(run_id, None, items)
 
         def finish(conn: sqlite3.Connection, now: str) -> None:
@@ -434,6 +435,22 @@ class RunStore:
             )
 
         self._store_arrays(run_id, None, items, also=finish)
+
+    def _not_yet_stored(
+        self, run_id: str, items: list[tuple[str, str, np.ndarray]]
+    ) -> list[tuple[str, str, np.ndarray]]:
+        """``items`` less the run-level arrays stored already with exactly these values.
+
+        A run killed between the separate commits of older versions has its confusion
+        stored but is not finished; finishing it again must not fail on that array.
+        """
+        left = []
+        for kind, name, value in items:
+            found = self._find(run_id, None, kind, name)
+            if found and np.array_equal(self.load_array(found[0]), value, equal_nan=True):
+                continue
+            left.append((kind, name, value))
+        return left
 
     def _check_new_arrays(
         self, run_id: str, epoch: int | None, items: list[tuple[str, str, np.ndarray]]

@@ -293,7 +293,10 @@ def resume_run(
 
     run = store.run(ref)
     if run.status == "finished":
-        raise ConvscopeError(f"run {run.id} ({run.name}) has already finished; nothing to resume")
+        raise ConvscopeError(
+            f"run {run.id} ({run.name}) has already finished; nothing to resume (use it as "
+            f"MODEL run:{run.id}, or copy its checkpoints: `convscope runs export {run.id} --to DIR`)"
+        )
     if run.status == "running":
         raise ConvscopeError(
             f"run {run.id} ({run.name}) is still running (pid {run.pid} on {run.host}); "

@@ -178,7 +178,8 @@ def resume_study(
     """Finish an interrupted study from its runs in ``store``, with the settings it began with.
 
     A finished run is kept, an interrupted (or failed) one continues from its last
-    committed epoch, and a run the study never started is trained.
+    committed epoch, and a run the study never started is trained. When every run has
+    finished (the study was killed while writing its folder) only the folder is written.
     """
     settings, existing = study_plan(store, name)
     unfinished = [r for r in existing.values() if r.status != "finished"]
@@ -188,12 +189,6 @@ def resume_study(
         raise ConvscopeError(
             f"run {r.id} ({r.name}) of study {name!r} is still running (pid {r.pid} on "
             f"{r.host}); stop it before resuming the study"
-        )
-    planned = len(settings.models) * settings.seeds
-    if len(existing) == planned and not unfinished:
-        raise ConvscopeError(
-            f"study {name!r} has finished all its {planned} runs; nothing to resume "
-            f"(convscope report {name} --out report.html shows it)"
         )
     return _train_plan(settings, existing, store, out_dir, progress_for, on_epoch)
 
