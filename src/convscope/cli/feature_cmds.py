@@ -170,10 +170,6 @@ def run_features(args: argparse.Namespace) -> int:
         raise ConvscopeError(f"--top must be at least 1, got {args.top}")
     if args.batch_size < 1:
         raise ConvscopeError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.batch_size != DEFAULT_BATCH_SIZE and not args.npy:
-        sys.stderr.write(
-            "convscope: note: --batch-size applies to --npy only; the figure is one image\n"
-        )
     if args.index < 0:
         raise ConvscopeError(f"--index counts from 0, got {args.index}")
     model = load(args)
@@ -236,6 +232,10 @@ def run_features(args: argparse.Namespace) -> int:
         print_json(data)
     elif not args.out and not args.npy and result is not None:
         print_result(result, as_json=False)
+    if args.batch_size != DEFAULT_BATCH_SIZE and not args.npy:  # said once it worked: a
+        sys.stderr.write(  # failure is one error line
+            "convscope: note: --batch-size applies to --npy only; the figure is one image\n"
+        )
     return 0
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convscope.data.spec import InputImage
+from convscope.data.spec import InputImage, path_exists
 from convscope.errors import ConvscopeError
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def _stream(images: str | Sequence[InputImage], split: str | None) -> tuple[Imag
         return ListStream(list(images), f"{len(images)} images"), "images"
     text = images.strip()
     match = _DATASET_ONLY.match(text)
-    if match and not text.startswith("sample:") and not Path(text).expanduser().exists():
+    if match and not text.startswith("sample:") and not path_exists(Path(text).expanduser()):
         from convscope.data.datasets import get_info
         from convscope.data.stream import DatasetStream
 

@@ -19,6 +19,7 @@ Policies, in one place:
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Sequence
@@ -81,6 +82,7 @@ def decode_image(
     anything larger, and anything past Pillow's bomb *warning*, is refused too; files
     are otherwise allowed up to Pillow's hard limit (they are resized to the model).
     """
+    _quiet_libtiff()
     with warnings.catch_warnings():
         warnings.simplefilter("error" if max_pixels else "ignore", Image.DecompressionBombWarning)
         try:
@@ -94,6 +96,12 @@ def decode_image(
             raise ImageError(
                 f"{name} is not an image Pillow can read; give a PNG, JPEG, BMP, GIF, WebP "
                 "or TIFF file"
+            ) from exc
+        except OSError:
+            raise  # opening the file itself failed: load_image says why
+        except Exception as exc:  # a header Pillow cannot parse (ValueError, SyntaxError...)
+            raise ImageError(
+                f"{name} is truncated or corrupt ({exc}); re-export or re-download the image"
             ) from exc
         if max_pixels and img.width * img.height > max_pixels:
             img.close()
@@ -112,6 +120,33 @@ def decode_image(
                     f"{name} is truncated or corrupt ({exc}); re-export or re-download the image"
                 ) from exc
             return _upright(img)
+
+
+@functools.cache
+def _quiet_libtiff() -> None:
+    """Stop libtiff printing its own errors on stderr (``TIFFReadDirectory: ...``).
+
+    Pillow reports them as an exception, which :func:`decode_image` turns into one
+    :class:`ImageError` line; libtiff's default handlers would print lines of their own
+    before it, straight to file descriptor 2. Pillow's wheels bundle libtiff, found here
+    among the loaded libraries; where it is not found, nothing changes.
+    """
+    import ctypes
+    import re
+
+    from PIL import _imaging  # noqa: F401  (loads libtiff)
+
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return
+    for path in sorted(set(re.findall(r"(/\S*/libtiff[^/\s]*\.so[^/\s]*)$", maps, re.M))):
+        try:
+            libtiff = ctypes.CDLL(path)
+            libtiff.TIFFSetErrorHandler(None)
+            libtiff.TIFFSetWarningHandler(None)
+        except (OSError, AttributeError):
+            continue
 
 
 def _upright(img: Image.Image) -> Image.Image:

@@ -126,6 +126,15 @@ class InputImage:
     label_name: str | None = None
 
 
+def path_exists(path: Path) -> bool:
+    """``path.exists()``, but False where the OS refuses the name itself (too long for a
+    file name, ``ENAMETOOLONG``), which ``Path.exists`` raises instead: no file has it."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def resolve_images(spec: str, *, input_spec: InputSpec | None = None) -> list[InputImage]:
     """Load the images a SPEC names; with ``input_spec`` the pixels get its channel count.
 
@@ -138,7 +147,7 @@ def resolve_images(spec: str, *, input_spec: InputSpec | None = None) -> list[In
     names_dataset = (
         ":" in text and not text.startswith("sample:") and not _WINDOWS_DRIVE.match(text)
     )
-    if names_dataset and not Path(text).expanduser().exists():
+    if names_dataset and not path_exists(Path(text).expanduser()):
         parse_dataset_spec(text)  # a range over the cap is refused before any loading
     stream = open_images(spec, input_spec=input_spec)
     if isinstance(stream, FolderStream) and len(stream) > MAX_IMAGES:

@@ -33,6 +33,7 @@ from convscope.data.spec import (
     InputImage,
     _check_range,
     parse_dataset_spec,
+    path_exists,
     sample_image,
     to_batch,
 )
@@ -342,7 +343,7 @@ def open_images(
     if not text:
         raise ImageError(f"the image SPEC is empty; give {FORMS}")
     path = Path(text).expanduser()
-    if path.exists():
+    if path_exists(path):
         if path.is_dir():
             return FolderStream(path, channels)
         return ListStream([InputImage(path.name, read_pixels(path, channels))], text)

@@ -6,6 +6,7 @@ or a checkpoint file; ``weights`` loads a state dict (or a checkpoint's) into it
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import re
 import sys
@@ -97,6 +98,7 @@ def _resolve(spec: str, *, input_shape: tuple[int, int, int] | None) -> LoadedMo
     if spec.startswith("timm:"):
         return build_from_recipe({"source": "timm", "name": spec.split(":", 1)[1]})
     match = re.fullmatch(r"(?P<file>.+\.py):(?P<factory>[A-Za-z_][A-Za-z0-9_]*)", spec)
+    _refuse_long_name(match["file"] if match else spec, f"; MODEL is {MODEL_FORMS}")
     if match:
         recipe = {"source": "file", "path": match["file"], "factory": match["factory"]}
         if input_shape:
@@ -123,6 +125,22 @@ def _resolve(spec: str, *, input_shape: tuple[int, int, int] | None) -> LoadedMo
     if path.suffix or "/" in spec:
         raise ModelError(f"{spec}: no such file")
     raise ModelError(f"unknown model {spec!r}{close_matches(spec, zoo())}; MODEL is {MODEL_FORMS}")
+
+
+def _refuse_long_name(text: str | Path, hint: str = "") -> None:
+    """A name no file can have (past the OS's limit) is a ModelError, not an OSError.
+
+    ``Path.is_dir`` and ``is_file`` raise ``ENAMETOOLONG`` instead of answering False.
+    """
+    try:
+        Path(text).stat()
+    except ValueError:  # a NUL byte: is_dir and is_file answer False to it themselves
+        return
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise ModelError(
+                f"{str(text)[:60]}...: no such file (the name is too long for a file){hint}"
+            ) from exc
 
 
 def _from_run(ref: str, store_path: str | Path | None) -> LoadedModel:
@@ -360,6 +378,7 @@ def load_weights(model: LoadedModel, weights: str | Path) -> None:
         if pretrained.is_weights_name(weights):
             pretrained.load_pretrained(model, weights)
             return
+    _refuse_long_name(weights)
     payload = read_torch_file(weights)
     if is_checkpoint(payload):
         payload = payload["state_dict"]

@@ -53,7 +53,9 @@ def is_weights_name(text: str) -> bool:
     A name is a bare word (``imagenet``, ``IMAGENET1K_V2``, ``ResNet50_Weights.IMAGENET1K_V2``,
     a timm tag such as ``ra_in1k``): no dot suffix, no folder. A file that exists wins.
     """
-    return bool(_NAME.fullmatch(text)) and not Path(text).exists()
+    from convscope.data.spec import path_exists
+
+    return bool(_NAME.fullmatch(text)) and not path_exists(Path(text))
 
 
 def hub_checkpoint_path(url: str) -> Path:

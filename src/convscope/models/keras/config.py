@@ -24,6 +24,24 @@ CODE_LAYERS = ("Lambda", "TFOpLambda", "SlicingOpLambda")
 KERAS_MODULES = ("keras", "tf_keras")
 """Where Keras' own layer classes live; a layer from any other module is user code."""
 NO_CODE = "convscope never runs code stored in or named by a model file"
+MALFORMED = (
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    ZeroDivisionError,
+)
+"""What reading a config value of the wrong type or range raises (``int("same")``,
+``None.get``, a missing key): each is a :func:`malformed` error, not a traceback."""
+RESAVE = "save the whole model again with model.save('model.keras')"
+
+
+def malformed(where: str, exc: BaseException) -> ModelError:
+    """The one-line error for a config that holds a value of the wrong type or range."""
+    reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+    return ModelError(f"{where}: the model config is malformed ({reason}); {RESAVE}")
 
 
 @dataclass(frozen=True)
@@ -100,9 +118,12 @@ def parse_model_config(model_config: Mapping[str, Any], *, source: str) -> Model
             f"{source}: holds a {class_name or 'unknown'} config, not a Sequential or "
             "Functional Keras model"
         )
-    if class_name == "Sequential":
-        return _sequential(model_config, source)
-    return _functional(model_config, source)
+    try:
+        if class_name == "Sequential":
+            return _sequential(model_config, source)
+        return _functional(model_config, source)
+    except MALFORMED as exc:
+        raise malformed(source, exc) from exc
 
 
 def _layer_spec(entry: Mapping[str, Any], source: str) -> LayerSpec:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import mmap
 import re
 import zipfile
 import zlib
@@ -102,6 +103,7 @@ def _read_keras_zip(path: Path) -> KerasFile:
             data = _bounded_read(archive, members["model.weights.h5"], path)
         if not isinstance(config, dict):
             raise ModelError(f"{path}: config.json does not hold a model config; {RESAVE}")
+        check_global_heaps(data, path)
         with h5py.File(io.BytesIO(data), "r") as weights_file:
             weights = _keras_weights(weights_file, config, path)
     except ModelError:
@@ -189,7 +191,7 @@ def _keras_weights(weights_file: Any, config: Mapping[str, Any], path: Path) -> 
                 f"{path}: layer group {key!r} holds a nested model, which convscope cannot "
                 "import yet; rebuild the model as one flat Functional model"
             )
-        arrays = _numbered(variables) if variables is not None else []
+        arrays = _numbered(variables, path) if variables is not None else []
         by_path[key] = arrays
         name = variables.attrs.get("name") if variables is not None else None
         if name is not None:
@@ -199,9 +201,9 @@ def _keras_weights(weights_file: Any, config: Mapping[str, Any], path: Path) -> 
     return _by_class_position(by_path, config)
 
 
-def _numbered(group: Any) -> list[np.ndarray]:
+def _numbered(group: Any, path: Path) -> list[np.ndarray]:
     keys = sorted(group.keys(), key=lambda k: int(k) if str(k).isdigit() else 1 << 30)
-    return [np.asarray(group[k][()]) for k in keys]
+    return [_array(group[k], path) for k in keys]
 
 
 def to_snake_case(name: str) -> str:
@@ -245,6 +247,11 @@ def _by_class_position(
 def _read_h5(path: Path) -> KerasFile:
     h5py = _h5py()
     try:
+        with path.open("rb") as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            check_global_heaps(data, path)
+    except (OSError, ValueError):
+        pass  # an empty or unmappable file: h5py says what is wrong with it
+    try:
         handle = h5py.File(path, "r")
     except DAMAGE as exc:
         raise ModelError(
@@ -271,13 +278,46 @@ def _read_h5(path: Path) -> KerasFile:
             layer_names = [_text(n) for n in names] if names is not None else list(group.keys())
             weights = {name: _h5_layer(group[name], name, path) for name in layer_names}
             version = handle.attrs.get("keras_version") or group.attrs.get("keras_version")
+            version = _text(version) if version is not None else None
     except ModelError:
         raise
     except DAMAGE as exc:
         raise ModelError(
             f"{path}: a damaged or truncated .h5 file ({_reason(exc)}); {RESAVE}"
         ) from exc
-    return KerasFile(path, "h5", config, weights, _text(version) if version is not None else None)
+    return KerasFile(path, "h5", config, weights, version)
+
+
+GCOL = b"GCOL"
+
+
+def check_global_heaps(data: bytes | mmap.mmap, path: Path) -> None:
+    """Refuse an HDF5 file with a global heap collection the HDF5 library would loop on.
+
+    HDF5 (up to 2.0 at least) walks a collection's objects by their stored sizes; a
+    free-space object (index 0) of size 0 does not advance the walk, and reading any
+    string attribute stored there never returns, inside C code no signal can stop.
+    Keras writes such collections for every string attribute; a damaged one is refused
+    here, before h5py reads it. Sizes are 8-byte lengths (h5py's and Keras' default).
+    """
+    at = data.find(GCOL)
+    while at >= 0:
+        if data[at + 4 : at + 5] == b"\x01" and at + 16 <= len(data):
+            size = int.from_bytes(data[at + 8 : at + 16], "little")
+            end = at + size
+            p = at + 16
+            while end <= len(data) and p + 16 <= end:
+                index = int.from_bytes(data[p : p + 2], "little")
+                length = int.from_bytes(data[p + 8 : p + 16], "little")
+                need = 16 + (length + 7) // 8 * 8 if index else length
+                if need == 0:
+                    raise ModelError(
+                        f"{path}: refused: a global heap of the HDF5 file is corrupt (a "
+                        "zero-size object, on which the HDF5 library would never return); "
+                        f"the file is damaged — {RESAVE}"
+                    )
+                p += need
+        at = data.find(GCOL, at + 1)
 
 
 def _h5_layer(group: Any, layer: str, path: Path) -> list[np.ndarray]:
@@ -289,8 +329,33 @@ def _h5_layer(group: Any, layer: str, path: Path) -> list[np.ndarray]:
             raise ModelError(
                 f"{path}: weight {weight!r} of layer {layer!r} is missing; the file is damaged"
             )
-        arrays.append(np.asarray(dataset[()]))
+        arrays.append(_array(dataset, path))
     return arrays
+
+
+def _array(dataset: Any, path: Path) -> np.ndarray:
+    """A weight dataset's values, once its declared size is one the file can hold.
+
+    A dataset may declare far more than it stores (a chunked one never written reads as
+    its fill value): the same limits as a ``.keras`` member's keep it from taking memory.
+    """
+    if not isinstance(dataset, _h5py().Dataset):
+        raise ModelError(f"{path}: {dataset.name!r} should be a weight array but is a group")
+    declared = int(np.prod(dataset.shape or (0,), dtype=object)) * dataset.dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    limit = MEMBER_LIMITS["model.weights.h5"]
+    if declared > limit or (declared > RATIO_FLOOR and declared > MAX_RATIO * max(stored, 1)):
+        raise ModelError(
+            f"{path}: refused: weight {dataset.name!r} declares {shape_text(dataset.shape)} "
+            f"values ({declared:,} bytes) but the file stores {stored:,} bytes of it; "
+            f"the file is damaged or not a Keras model — {RESAVE}"
+        )
+    return np.asarray(dataset[()])
+
+
+def shape_text(shape: tuple[int, ...] | None) -> str:
+    """``(3, 3, 1, 8)`` -> ``3x3x1x8``."""
+    return "x".join(str(d) for d in shape) if shape else "no"
 
 
 def _find_dataset(group: Any, weight: str) -> Any:

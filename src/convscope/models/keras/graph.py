@@ -20,7 +20,14 @@ import torch
 from torch import nn
 
 from convscope.errors import ModelError
-from convscope.models.keras.config import LayerSpec, ModelSpec, NodeSpec, Shape
+from convscope.models.keras.config import (
+    MALFORMED,
+    LayerSpec,
+    ModelSpec,
+    NodeSpec,
+    Shape,
+    malformed,
+)
 from convscope.models.keras.layers import PASS_THROUGH, build_layer, flatten_in_torch_order
 from convscope.models.keras.weights import load_layer_weights
 
@@ -120,6 +127,8 @@ def build_graph(spec: ModelSpec, *, source: str) -> GraphPlan:
             module, shape = build_layer(layer, inputs)
         except ModelError as exc:
             raise ModelError(f"{source}: {exc}") from exc
+        except (*MALFORMED, RuntimeError, MemoryError) as exc:  # torch refuses the sizes too
+            raise malformed(f"{source}: layer {layer.name!r} ({layer.class_name})", exc) from exc
         if layer.name not in modules:
             if not layer.trainable:
                 module.requires_grad_(False)

@@ -52,7 +52,11 @@ def load_layer_weights(
     elif kind == "Dense":
         assert isinstance(module, nn.Linear)
         kernel = named["kernel"]
-        if row_order is not None:
+        if kernel.ndim != 2:
+            raise ModelError(
+                f"layer {layer.name!r}: a Dense kernel of shape {kernel.shape} is not 2-D"
+            )
+        if row_order is not None and len(kernel) == len(row_order):  # else _copy says
             kernel = kernel[row_order]
         _copy(module.weight, kernel.T, layer, "kernel")
         if "bias" in named:
@@ -101,6 +105,11 @@ def _conv_kernel(kernel: np.ndarray, kind: str) -> np.ndarray:
 
 def _copy(target: Any, value: np.ndarray, layer: LayerSpec, what: str) -> None:
     value = np.asarray(value)
+    if value.dtype.kind not in "biuf":  # strings, objects, complex numbers: not weights
+        raise ModelError(
+            f"layer {layer.name!r}: the file's {what} holds {value.dtype} values, not real "
+            "numbers; the file is damaged"
+        )
     if target is None or tuple(target.shape) != tuple(value.shape):
         have = None if target is None else tuple(target.shape)
         raise ModelError(
