@@ -14,6 +14,7 @@ def _run(**config) -> SimpleNamespace:
         "lr": 0.001,
         "optimizer": "adam",
         "momentum": 0.9,
+        "weight_decay": 0.0,
         "val_split": 0.2,
         "lr_schedule": "none",
         "patience": None,
@@ -31,6 +32,8 @@ def test_settings_show_only_what_applied_to_the_optimiser() -> None:
     adam = study_settings(_run())
     assert "momentum" not in adam and adam["optimizer"] == "adam"
     assert "lr_schedule" not in adam and "patience" not in adam and "subset" not in adam
+    assert "weight_decay" not in adam  # off
+    assert study_settings(_run(train={"weight_decay": 1e-4}))["weight_decay"] == 1e-4
     assert adam["batch_size"] == 500 and adam["record"] == ["hidden"]
     sgd = study_settings(_run(train={"optimizer": "sgd", "lr_schedule": "cosine", "patience": 3}))
     assert (sgd["momentum"], sgd["lr_schedule"], sgd["patience"]) == (0.9, "cosine", 3)

@@ -266,13 +266,15 @@ def study_settings(run: Any) -> dict[str, Any]:
     """The settings a study's run was trained with, only those that applied to it.
 
     Momentum is an SGD setting and is left out for Adam; settings that were off (no
-    schedule, no early stopping, no subset) are left out too.
+    schedule, no weight decay, no early stopping, no subset) are left out too.
     """
     config = dict(run.config.get("config", {}))
     if config.get("optimizer") != "sgd":
         config.pop("momentum", None)
     if config.get("lr_schedule") in (None, "none"):
         config.pop("lr_schedule", None)
+    if not config.get("weight_decay"):
+        config.pop("weight_decay", None)
     info = {
         "dataset": run.dataset,
         **config,
