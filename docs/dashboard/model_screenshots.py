@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import numpy as np
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
-from screenshots import CHROMIUM_ARGS, serving  # this folder's script, run beside it
+from playwright.sync_api import expect
+from screenshots import browser, serving  # this folder's script, run beside it
 
 HERE = Path(__file__).resolve().parent
 WAIT_MS = 120_000
@@ -72,64 +72,55 @@ def shot(page: Any, name: str, *testids: str) -> None:
 
 
 def shoot(url: str, run: str) -> None:
-    with tempfile.TemporaryDirectory() as profile, sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            profile,
-            executable_path="/usr/bin/chromium",
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        browser.set_default_timeout(WAIT_MS)
+    with browser() as context:
+        context.set_default_timeout(WAIT_MS)
         expect.set_options(timeout=WAIT_MS)
-        try:
-            page = browser.new_page()
-            problems = watch(page)
-            page.goto(f"{url}#/model?model=run:{run}&layer=conv2d_1&image=mnist:test:12")
-            expect(page.get_by_test_id("kernel-canvas")).to_be_visible()
-            shot(page, "model-explorer.png", "model-bar", "layer-panel")
+        page = context.new_page()
+        problems = watch(page)
+        page.goto(f"{url}#/model?model=run:{run}&layer=conv2d_1&image=mnist:test:12")
+        expect(page.get_by_test_id("kernel-canvas")).to_be_visible()
+        shot(page, "model-explorer.png", "model-bar", "layer-panel")
 
-            page.get_by_test_id("tab-features").click()
-            maps = page.get_by_test_id("feature-canvas")
-            expect(maps).to_be_visible()
-            maps.click(position={"x": 6 + 30, "y": 15 + 30})
-            expect(page.get_by_test_id("explain-value")).to_be_visible()
-            shot(page, "model-unit.png", "layer-panel")
+        page.get_by_test_id("tab-features").click()
+        maps = page.get_by_test_id("feature-canvas")
+        expect(maps).to_be_visible()
+        maps.click(position={"x": 6 + 30, "y": 15 + 30})
+        expect(page.get_by_test_id("explain-value")).to_be_visible()
+        shot(page, "model-unit.png", "layer-panel")
 
-            page.get_by_test_id("tab-kernels").click()
-            page.get_by_test_id("epoch-slider").focus()
-            page.keyboard.press("Home")
-            expect(page.get_by_test_id("epoch-value")).to_contain_text("0")
-            expect(page.get_by_test_id("kernel-canvas")).to_be_visible()
-            shot(page, "model-epoch0.png", "model-bar", "layer-panel")
-            page.keyboard.press("End")
+        page.get_by_test_id("tab-kernels").click()
+        page.get_by_test_id("epoch-slider").focus()
+        page.keyboard.press("Home")
+        expect(page.get_by_test_id("epoch-value")).to_contain_text("0")
+        expect(page.get_by_test_id("kernel-canvas")).to_be_visible()
+        shot(page, "model-epoch0.png", "model-bar", "layer-panel")
+        page.keyboard.press("End")
 
-            page.get_by_test_id("tab-attribution").click()
-            shot(page, "model-attribution.png", "layer-panel")
+        page.get_by_test_id("tab-attribution").click()
+        shot(page, "model-attribution.png", "layer-panel")
 
-            page.get_by_test_id("tab-maximize").click()
-            page.get_by_test_id("maximize-start").click()
-            expect(page.get_by_test_id("maximize-result")).to_be_visible()
-            shot(page, "model-maximize.png", "layer-panel")
+        page.get_by_test_id("tab-maximize").click()
+        page.get_by_test_id("maximize-start").click()
+        expect(page.get_by_test_id("maximize-result")).to_be_visible()
+        shot(page, "model-maximize.png", "layer-panel")
 
-            page.get_by_test_id("tab-examples").click()
-            expect(page.get_by_test_id("examples-top")).to_be_visible()
-            shot(page, "model-examples.png", "layer-panel")
+        page.get_by_test_id("tab-examples").click()
+        expect(page.get_by_test_id("examples-top")).to_be_visible()
+        shot(page, "model-examples.png", "layer-panel")
 
-            page.locator('label[for$="-upload"]').click()
-            with tempfile.NamedTemporaryFile(suffix=".png") as picture:
-                picture.write(seven_png())
-                picture.flush()
-                page.get_by_test_id("upload-input").set_input_files(picture.name)
-                expect(page.get_by_test_id("input-spec")).to_contain_text("upload:")
-            shot(page, "model-upload.png", "input-chooser", "prediction", "input-preview")
+        page.locator('label[for$="-upload"]').click()
+        with tempfile.NamedTemporaryFile(suffix=".png") as picture:
+            picture.write(seven_png())
+            picture.flush()
+            page.get_by_test_id("upload-input").set_input_files(picture.name)
+            expect(page.get_by_test_id("input-spec")).to_contain_text("upload:")
+        shot(page, "model-upload.png", "input-chooser", "prediction", "input-preview")
 
-            page.goto(f"{url}#/model?model=torchvision:resnet50&layer=conv1&image=sample:chelsea")
-            expect(page.get_by_test_id("kernel-canvas")).to_be_visible()
-            shot(page, "model-resnet50.png")
-            if problems:
-                raise SystemExit("the page had problems:\n" + "\n".join(problems))
-        finally:
-            browser.close()
+        page.goto(f"{url}#/model?model=torchvision:resnet50&layer=conv1&image=sample:chelsea")
+        expect(page.get_by_test_id("kernel-canvas")).to_be_visible()
+        shot(page, "model-resnet50.png")
+        if problems:
+            raise SystemExit("the page had problems:\n" + "\n".join(problems))
 
 
 def seven_png() -> bytes:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.sync_api import expect, sync_playwright
@@ -64,6 +65,22 @@ def serving(store: Path) -> Iterator[str]:
             server.wait()
 
 
+@contextmanager
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, in a fresh profile, with a 1400x1000 window."""
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            profile,
+            executable_path="/usr/bin/chromium",
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store", type=Path)
@@ -75,36 +92,27 @@ def main() -> None:
 
 
 def shoot(url: str, method: str, picked: str) -> None:
-    with tempfile.TemporaryDirectory() as profile, sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            profile,
-            executable_path="/usr/bin/chromium",
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{url}#/runs?method={method}")
-            expect(page.locator("table.runs-table tbody tr")).to_have_count(4, timeout=30_000)
-            expect(page.locator(".study .verdict")).to_be_visible(timeout=300_000)
-            expect(page.locator(".chart-pair .chart canvas").first).to_be_visible()
-            page.wait_for_timeout(1500)
-            box = page.locator(".study .verdict").bounding_box()  # down to the verdict's end
-            height = max(1000, round(box["y"] + box["height"] + 16))
-            clip = {"x": 0, "y": 0, "width": 1400, "height": height}
-            page.screenshot(path=HERE / "runs.png", full_page=True, clip=clip)
+    with browser() as context:
+        page = context.new_page()
+        page.goto(f"{url}#/runs?method={method}")
+        expect(page.locator("table.runs-table tbody tr")).to_have_count(4, timeout=30_000)
+        expect(page.locator(".study .verdict")).to_be_visible(timeout=300_000)
+        expect(page.locator(".chart-pair .chart canvas").first).to_be_visible()
+        page.wait_for_timeout(1500)
+        box = page.locator(".study .verdict").bounding_box()  # down to the verdict's end
+        height = max(1000, round(box["y"] + box["height"] + 16))
+        clip = {"x": 0, "y": 0, "width": 1400, "height": height}
+        page.screenshot(path=HERE / "runs.png", full_page=True, clip=clip)
 
-            page.get_by_role("link", name="Explore the embeddings of the ticked runs").click()
-            expect(page.locator("article.map-card")).to_have_count(4, timeout=60_000)
-            page.locator(f"#method-{method}").check()
-            expect(page.locator(".map-card table.scores")).to_have_count(4, timeout=300_000)
-            page.locator(".class-legend button", has_text=picked).first.click()
-            page.wait_for_timeout(1500)
-            last = page.locator("article.map-card").last.bounding_box()  # all four maps
-            clip = {"x": 0, "y": 0, "width": 1400, "height": round(last["y"] + last["height"] + 16)}
-            page.screenshot(path=HERE / "explorer.png", full_page=True, clip=clip)
-        finally:
-            browser.close()
+        page.get_by_role("link", name="Explore the embeddings of the ticked runs").click()
+        expect(page.locator("article.map-card")).to_have_count(4, timeout=60_000)
+        page.locator(f"#method-{method}").check()
+        expect(page.locator(".map-card table.scores")).to_have_count(4, timeout=300_000)
+        page.locator(".class-legend button", has_text=picked).first.click()
+        page.wait_for_timeout(1500)
+        last = page.locator("article.map-card").last.bounding_box()  # all four maps
+        clip = {"x": 0, "y": 0, "width": 1400, "height": round(last["y"] + last["height"] + 16)}
+        page.screenshot(path=HERE / "explorer.png", full_page=True, clip=clip)
 
 
 if __name__ == "__main__":
