@@ -24,14 +24,13 @@ FORMAT = "convscope-checkpoint"
 FORMAT_VERSION = 1
 
 
-def save_checkpoint(model: LoadedModel, path: str | Path, *, extra: dict[str, Any] | None = None):
-    """Write ``model`` with its metadata to ``path`` atomically; returns the path."""
+def checkpoint_payload(model: LoadedModel, *, extra: dict[str, Any] | None = None) -> dict:
+    """What a convscope checkpoint holds: the weights, how to rebuild the model, metadata."""
     from convscope import __version__
 
-    path = Path(path)
     if not model.build:
         raise ModelError(f"model {model.name} has no build recipe; it cannot be checkpointed")
-    payload = {
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "name": model.name,
@@ -46,6 +45,12 @@ def save_checkpoint(model: LoadedModel, path: str | Path, *, extra: dict[str, An
         "torch_version": str(torch.__version__),
         "extra": extra or {},
     }
+
+
+def save_checkpoint(model: LoadedModel, path: str | Path, *, extra: dict[str, Any] | None = None):
+    """Write ``model`` with its metadata to ``path`` atomically; returns the path."""
+    path = Path(path)
+    payload = checkpoint_payload(model, extra=extra)
     with atomic_write(path) as handle:
         torch.save(payload, handle)
     return path

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from convscope.data.arrays import ArrayDataset
 from convscope.data.datasets import load_dataset
 from convscope.data.sampling import stratified_indices
 from convscope.errors import ConvscopeError
-from convscope.models.checkpoint import read_torch_file, save_checkpoint
+from convscope.models.checkpoint import checkpoint_payload, read_torch_file
 from convscope.models.loaded import LoadedModel
 from convscope.models.loading import load_model
 from convscope.models.provenance import run_epoch_label
@@ -104,10 +105,9 @@ class StoreRecorder:
         state = trainer.state().to_dict()
         trainer.model.weights = run_epoch_label(self.run_id, metrics.epoch)
 
-        def write_checkpoint(path: Path) -> None:
-            save_checkpoint(
-                trainer.model, path, extra={"trainer_state": state, "run_id": self.run_id}
-            )
+        def write_checkpoint(path: Path) -> None:  # the store renames it, once fsynced
+            extra = {"trainer_state": state, "run_id": self.run_id}
+            torch.save(checkpoint_payload(trainer.model, extra=extra), path)
 
         self.store.commit_epoch(
             self.run_id,
