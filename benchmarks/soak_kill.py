@@ -398,6 +398,17 @@ def cached_maps(store: Path) -> int:
         return sum(1 for a in opened.artifacts(run.id) if a.kind in kinds)
 
 
+def status_of(store: Path) -> str | None:
+    """The status of the store's one run, or None before it is created."""
+    from convscope.store import open_store
+
+    if not (store / "convscope.db").is_file():
+        return None
+    with open_store(store, create=False) as opened:
+        runs = opened.runs()
+        return runs[0].status if runs else None
+
+
 def run_id_of(store: Path) -> str | None:
     """The id of the store's one run, or None before it is created."""
     from convscope.store import open_store
@@ -602,7 +613,8 @@ def soak(settings: SoakSettings, work: Path, log: Callable[[str], None] = print)
                 )
             hit = fixed_hit or hit
             outcome = run_until_killed(args, point, hit, delay, settings.timeout_s)
-            finished = finished or (phase == "train" and outcome == "finished")
+            # a kill can also land after the run's last commit, before the process ends
+            finished = finished or (phase == "train" and status_of(soak_store) == "finished")
             now = set(epochs_of(soak_store))
             orphans |= orphans_in(soak_store)
             report.epochs_lost += len(known - now)
